@@ -1,0 +1,41 @@
+"""What can go wrong, in domain words. Edges translate these; the domain never knows
+about HTTP, FHIR or DICOM status codes.
+
+* DomainError
+  x InvalidInput      - the data contradicts itself or the standard it claims to follow
+  x UnsupportedInput  - well formed, but not something this service reads
+  x NotFound          - no such patient, timepoint or report
+  x Conflict          - the same identifier arrived again with different content
+  x NotEvaluable      - a criterion cannot be applied to this history
+"""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base class. Carries a human-readable message and, optionally, the field path
+    (FHIRPath-like or DICOM content-item path) the message is about."""
+
+    def __init__(self, message: str, expression: str | None = None) -> None:
+        super().__init__(message)
+        self.expression = expression
+
+
+class InvalidInput(DomainError):
+    """The input contradicts itself or the standard it claims to follow."""
+
+
+class UnsupportedInput(DomainError):
+    """Well formed, but not something this service reads (wrong template, unit...)."""
+
+
+class NotFound(DomainError):
+    """No such patient, timepoint or report."""
+
+
+class Conflict(DomainError):
+    """The same identifier arrived again with different content."""
+
+
+class NotEvaluable(DomainError):
+    """A criterion cannot be applied to this history."""

@@ -1,0 +1,245 @@
+"""Build a patient's :class:`History` from the reports stored for them.
+
+Three decisions live here, all pure:
+
+* which observations are the same lesion over time (contract section 3, "Lesion
+  identity": Tracking UID first, then the Tracking Identifier / label);
+* which role each lesion has (declared role, else a label such as ``T1`` or
+  ``NT2``, else RECIST 1.1 target selection at baseline, else new);
+* which observations form one timepoint (one patient, one date).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+
+from service.domain.errors import NotEvaluable
+from service.domain.model import (
+    History,
+    LesionIdentity,
+    LesionObservation,
+    LesionRole,
+    Timepoint,
+    TimepointReport,
+    TrackedLesion,
+)
+
+# Contract section 3, "Lesion role" fallback: labels such as "T1", "Target 2",
+# "NT1", "Non-target 3", "N1", "New 1" (case-insensitive). Order matters: the
+# longer prefixes are tried first.
+_ROLE_LABELS: tuple[tuple[re.Pattern[str], LesionRole], ...] = tuple(
+    (re.compile(pattern, re.IGNORECASE), role)
+    for pattern, role in (
+        (r"^\s*(non[-_ ]?target|nt)\s*[-_#]?\s*\d+\b", LesionRole.NON_TARGET),
+        (r"^\s*(target|t)\s*[-_#]?\s*\d+\b", LesionRole.TARGET),
+        (r"^\s*(new|n)\s*[-_#]?\s*\d+\b", LesionRole.NEW),
+    )
+)
+
+# RECIST 1.1 baseline selection (criteria.md 3.1).
+MAX_TARGETS = 5
+MAX_TARGETS_PER_ORGAN = 2
+MIN_MEASURABLE_MM = Decimal(10)
+MIN_MEASURABLE_NODE_MM = Decimal(15)  # short axis
+MIN_PATHOLOGICAL_NODE_MM = Decimal(10)  # below: a normal node, not a lesion
+DEFAULT_SLICE_THICKNESS_MM = Decimal(5)  # contract section 3
+NODAL_ORGAN = "lymph node"  # all nodes count as one organ (RWG FAQ)
+
+
+def role_from_label(label: str | None) -> LesionRole | None:
+    """The role a label such as ``T1`` or ``Non-target 3`` names, if any."""
+    if not label:
+        return None
+    for pattern, role in _ROLE_LABELS:
+        if pattern.match(label):
+            return role
+    return None
+
+
+def minimum_measurable_mm(slice_thickness_mm: Decimal | None) -> Decimal:
+    """10 mm, or twice the slice thickness when that is larger (RECIST 1.1, 3.1)."""
+    thickness = slice_thickness_mm or DEFAULT_SLICE_THICKNESS_MM
+    return max(MIN_MEASURABLE_MM, 2 * thickness)
+
+
+def build_history(reports: Iterable[TimepointReport]) -> History:
+    """Join a patient's reports into timepoints of tracked lesions.
+
+    Reports are taken in date order, then in the order given (the order they
+    were stored), so the result does not depend on delivery order between dates.
+    """
+    ordered = sorted(reports, key=lambda report: report.date)
+    if not ordered:
+        raise NotEvaluable("the patient has no stored measurements")
+    patient = ordered[0].patient
+    linker = _LesionLinker()
+    by_date: dict[date, dict[str, LesionObservation]] = defaultdict(dict)
+    preliminary: dict[date, bool] = defaultdict(bool)
+    warnings: list[str] = []
+    for report in ordered:
+        preliminary[report.date] |= report.source.preliminary
+        day = by_date[report.date]
+        for observation in report.lesions:
+            key = linker.link(observation.identity, report.date)
+            if key in day:
+                warnings.append(
+                    f"{report.date}: lesion {observation.identity} reported twice; "
+                    f"the later report is used"
+                )
+            day[key] = observation
+    baseline = ordered[0].date
+    lesions = _assign_roles(linker, by_date, baseline, warnings)
+    timepoints = tuple(
+        Timepoint(date=day, observations=by_date[day], preliminary=preliminary[day])
+        for day in sorted(by_date)
+    )
+    return History(
+        patient=patient,
+        lesions=lesions,
+        timepoints=timepoints,
+        warnings=tuple(warnings),
+    )
+
+
+@dataclass
+class _LesionLinker:
+    """Gives each observed identity a stable key (contract section 3)."""
+
+    by_uid: dict[str, str] = field(default_factory=dict)
+    by_label: dict[str, str] = field(default_factory=dict)
+    identity: dict[str, LesionIdentity] = field(default_factory=dict)
+    first_seen: dict[str, date] = field(default_factory=dict)
+    _labels_used_on: dict[date, set[str]] = field(default_factory=lambda: defaultdict(set))
+
+    def link(self, identity: LesionIdentity, day: date) -> str:
+        label = identity.tracking_id.strip().casefold() if identity.tracking_id else None
+        key = self.by_uid.get(identity.tracking_uid) if identity.tracking_uid else None
+        # A label links only when it is not already used by another lesion on this
+        # date: viewers that regenerate UIDs keep their labels, but tool names
+        # repeat within one report.
+        if key is None and label and label not in self._labels_used_on[day]:
+            key = self.by_label.get(label)
+        if key is None:
+            key = identity.tracking_uid or f"label:{identity.tracking_id}"
+            self.identity[key] = identity
+            self.first_seen[key] = day
+        if identity.tracking_uid:
+            self.by_uid.setdefault(identity.tracking_uid, key)
+        if label:
+            self.by_label.setdefault(label, key)
+            self._labels_used_on[day].add(label)
+        return key
+
+
+def _assign_roles(
+    linker: _LesionLinker,
+    by_date: dict[date, dict[str, LesionObservation]],
+    baseline: date,
+    warnings: list[str],
+) -> dict[str, TrackedLesion]:
+    declared: dict[str, LesionRole] = {}
+    first: dict[str, LesionObservation] = {}
+    for day in sorted(by_date):
+        for key, observation in by_date[day].items():
+            first.setdefault(key, observation)
+            role = observation.role or role_from_label(observation.identity.tracking_id)
+            if role is not None:
+                declared.setdefault(key, role)
+    roles: dict[str, LesionRole] = {}
+    for key, day in linker.first_seen.items():
+        role = declared.get(key)
+        if day != baseline and role is not None and not role.is_new:
+            warnings.append(
+                f"lesion {linker.identity[key]} is labelled {role.value} but was first "
+                f"seen after baseline ({day}); it is followed as a new lesion"
+            )
+            role = LesionRole.NEW
+        if day != baseline and role is None:
+            role = LesionRole.NEW
+        if role is not None:
+            roles[key] = role
+    unassigned = [key for key in by_date[baseline] if key not in roles]
+    if unassigned:
+        if any(key in declared for key in by_date[baseline]):
+            for key in unassigned:
+                roles[key] = LesionRole.NON_TARGET
+            warnings.append(
+                "baseline lesions without a role are followed as non-targets: "
+                + ", ".join(str(linker.identity[key]) for key in unassigned)
+            )
+        else:
+            roles.update(_select_targets(by_date[baseline], unassigned, linker, warnings))
+    return {
+        key: TrackedLesion(
+            key=key,
+            identity=linker.identity[key],
+            role=roles[key],
+            is_nodal=first[key].is_nodal,
+            site=first[key].site,
+            first_seen=linker.first_seen[key],
+        )
+        for key in linker.first_seen
+    }
+
+
+def _select_targets(
+    observations: dict[str, LesionObservation],
+    keys: list[str],
+    linker: _LesionLinker,
+    warnings: list[str],
+) -> dict[str, LesionRole]:
+    """RECIST 1.1 target selection: largest measurable, 5 in all, 2 per organ (3.1)."""
+    roles: dict[str, LesionRole] = {}
+    measurable: list[tuple[Decimal, str]] = []
+    for key in keys:
+        observation = observations[key]
+        size = _baseline_size(observation)
+        if observation.is_nodal and (size is None or size < MIN_PATHOLOGICAL_NODE_MM):
+            roles[key] = LesionRole.NON_LESION
+            warnings.append(
+                f"node {linker.identity[key]} is under {MIN_PATHOLOGICAL_NODE_MM} mm "
+                f"short axis at baseline: normal, not a lesion"
+            )
+        elif size is not None and size >= _measurable_threshold(observation):
+            measurable.append((size, key))
+        else:
+            roles[key] = LesionRole.NON_TARGET
+    per_organ: dict[str, int] = defaultdict(int)
+    chosen: list[str] = []
+    for _size, key in sorted(measurable, key=lambda pair: (-pair[0], pair[1])):
+        organ = _organ(observations[key], key)
+        if len(chosen) < MAX_TARGETS and per_organ[organ] < MAX_TARGETS_PER_ORGAN:
+            per_organ[organ] += 1
+            chosen.append(key)
+            roles[key] = LesionRole.TARGET
+        else:
+            roles[key] = LesionRole.NON_TARGET
+    warnings.append(
+        "no lesion roles in the input: targets selected by RECIST 1.1 rules "
+        "(largest measurable, 5 in all, 2 per organ): "
+        + (", ".join(str(linker.identity[key]) for key in chosen) or "none")
+    )
+    return roles
+
+
+def _baseline_size(observation: LesionObservation) -> Decimal | None:
+    return observation.short_axis_mm if observation.is_nodal else observation.long_axis_mm
+
+
+def _measurable_threshold(observation: LesionObservation) -> Decimal:
+    if observation.is_nodal:
+        return MIN_MEASURABLE_NODE_MM
+    return minimum_measurable_mm(observation.slice_thickness_mm)
+
+
+def _organ(observation: LesionObservation, key: str) -> str:
+    if observation.is_nodal:
+        return NODAL_ORGAN
+    if observation.site is None:
+        return f"unknown:{key}"  # no site: never shares an organ with another lesion
+    return f"{observation.site.scheme}:{observation.site.value}"

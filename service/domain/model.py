@@ -1,0 +1,308 @@
+"""Patients, timepoints, lesions and measurements: the words every criterion uses.
+
+Two layers of the same facts:
+
+* what one source document says (:class:`TimepointReport` holding
+  :class:`LesionObservation` items), produced by the SR and FHIR readers and stored
+  as received;
+* a patient's :class:`History`, built from all stored reports by
+  :func:`service.domain.history.build_history`: timepoints in date order, each
+  lesion resolved to one :class:`TrackedLesion` followed over time.
+
+Lengths are millimetres and every number is a :class:`~decimal.Decimal`
+(criteria.md section 2: thresholds are never decided with binary floats).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+
+from service.domain.errors import InvalidInput
+
+
+class LesionRole(enum.Enum):
+    """How a lesion takes part in an assessment (RECIST 1.1 section 3; CID 6145)."""
+
+    TARGET = "target"
+    NON_TARGET = "non-target"
+    NON_LESION = "non-lesion"
+    NEW = "new"
+    NEW_TARGET = "new-target"  # iRECIST NLT (NCIt C139127)
+    NEW_NON_TARGET = "new-non-target"  # iRECIST NLNT (NCIt C139126)
+
+    @property
+    def is_new(self) -> bool:
+        return self in (LesionRole.NEW, LesionRole.NEW_TARGET, LesionRole.NEW_NON_TARGET)
+
+
+class LesionState(enum.Enum):
+    """Reader-asserted state of a lesion at one timepoint (NCIt C96643 Tumor State)."""
+
+    PRESENT = "PRESENT"
+    ABSENT = "ABSENT"
+    TOO_SMALL_TO_MEASURE = "TOO SMALL TO MEASURE"
+    UNEQUIVOCAL_PROGRESSION = "UNEQUIVOCAL PROGRESSION"
+    EQUIVOCAL = "EQUIVOCAL"
+    NOT_ASSESSED = "NOT ASSESSED"
+    INCREASED = "INCREASED"
+    MERGED = "MERGED"
+    SPLIT = "SPLIT"
+
+
+class MeasurementKind(enum.Enum):
+    """What a number measures (contract section 3, interop.md section 1.5)."""
+
+    LONG_AXIS = "long-axis"  # SCT 103339001
+    SHORT_AXIS = "short-axis"  # SCT 103340004
+    DIAMETER = "diameter"  # SCT 81827009
+    MEAN_ATTENUATION = "mean-attenuation"  # DCM 112031 + Mean, or DCM 112181
+    VIABLE_LONG_AXIS = "viable-long-axis"  # 99TR, mRECIST
+
+    @property
+    def unit(self) -> str:
+        """The UCUM unit every value of this kind is stored in."""
+        return "[hnsf'U]" if self is MeasurementKind.MEAN_ATTENUATION else "mm"
+
+
+class Response(enum.Enum):
+    """Response categories; values are the CDISC C96785 submission values."""
+
+    CR = "CR"
+    PR = "PR"
+    SD = "SD"
+    PD = "PD"
+    NE = "NE"
+    NON_CR_NON_PD = "NON-CR/NON-PD"
+
+
+# Largest length a reader may report: beyond it the value is a unit or data error
+# (reliability.md section 3, "Clinical numeric integrity").
+MAX_LENGTH_MM = Decimal(1000)
+
+
+@dataclass(frozen=True, slots=True)
+class Code:
+    """A coded concept: value, scheme (DICOM designator or FHIR system), meaning."""
+
+    value: str
+    scheme: str
+    meaning: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PatientIdentity:
+    """The key of a patient's history: an identifier value within a system."""
+
+    system: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class LesionIdentity:
+    """How a source names a lesion: DICOM 112040 Tracking UID and/or 112039 label."""
+
+    tracking_uid: str | None = None
+    tracking_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if not (self.tracking_uid or self.tracking_id):
+            raise InvalidInput("a lesion needs a Tracking UID or a Tracking Identifier")
+
+    def __str__(self) -> str:
+        return self.tracking_id or self.tracking_uid or ""
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """Where a value came from: the content-item path and referenced image."""
+
+    path: str = ""
+    referenced_sop_uid: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    """One number measured on one lesion at one timepoint, in its kind's unit."""
+
+    kind: MeasurementKind
+    value: Decimal
+    provenance: Provenance = field(default_factory=Provenance)
+
+    def __post_init__(self) -> None:
+        if not self.value.is_finite():
+            raise InvalidInput(f"{self.kind.value} value {self.value} is not finite")
+        if self.kind is not MeasurementKind.MEAN_ATTENUATION and not (
+            0 <= self.value <= MAX_LENGTH_MM
+        ):
+            raise InvalidInput(
+                f"{self.kind.value} of {self.value} mm is outside 0-{MAX_LENGTH_MM} mm"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class QualitativeFinding:
+    """A coded or textual statement about a lesion (morphology, ancillary sign)."""
+
+    concept: Code
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class LesionObservation:
+    """Everything one source says about one lesion at one timepoint."""
+
+    identity: LesionIdentity
+    role: LesionRole | None = None
+    site: Code | None = None
+    is_nodal: bool = False
+    state: LesionState | None = None
+    measurements: tuple[Measurement, ...] = ()
+    findings: tuple[QualitativeFinding, ...] = ()
+    merged_into: LesionIdentity | None = None
+    slice_thickness_mm: Decimal | None = None
+
+    def values(self, kind: MeasurementKind) -> tuple[Decimal, ...]:
+        return tuple(m.value for m in self.measurements if m.kind is kind)
+
+    def value(self, kind: MeasurementKind) -> Decimal | None:
+        """The measured value of *kind*; fragments of a SPLIT lesion are summed.
+
+        RECIST 1.1 (criteria.md 3.2): a split lesion contributes the sum of the
+        longest diameters of its fragments.
+        """
+        found = self.values(kind)
+        if not found:
+            return None
+        if self.state is LesionState.SPLIT:
+            return sum(found, Decimal(0))
+        return max(found)
+
+    @property
+    def long_axis_mm(self) -> Decimal | None:
+        """Longest diameter: the long axis, else a plain diameter."""
+        value = self.value(MeasurementKind.LONG_AXIS)
+        return value if value is not None else self.value(MeasurementKind.DIAMETER)
+
+    @property
+    def short_axis_mm(self) -> Decimal | None:
+        return self.value(MeasurementKind.SHORT_AXIS)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceDocument:
+    """The document a report came from; its uid makes re-delivery idempotent."""
+
+    uid: str  # SOP Instance UID, Observation/Bundle identifier, or content hash
+    kind: str  # "dicom-sr" or "fhir"
+    preliminary: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TimepointReport:
+    """What one source document says about one patient at one imaging date."""
+
+    patient: PatientIdentity
+    date: date
+    source: SourceDocument
+    lesions: tuple[LesionObservation, ...]
+    label: str | None = None  # TID 1502 Time Point, when present
+    study_uid: str | None = None
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TrackedLesion:
+    """One lesion followed over time, with the role it got when first seen."""
+
+    key: str
+    identity: LesionIdentity
+    role: LesionRole
+    is_nodal: bool
+    site: Code | None
+    first_seen: date
+
+
+@dataclass(frozen=True, slots=True)
+class Timepoint:
+    """All observations of one patient on one imaging date, by tracked-lesion key."""
+
+    date: date
+    observations: dict[str, LesionObservation]
+    preliminary: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """A patient's timepoints in date order; the first is baseline."""
+
+    patient: PatientIdentity
+    lesions: dict[str, TrackedLesion]
+    timepoints: tuple[Timepoint, ...]
+    warnings: tuple[str, ...] = ()
+
+    def with_role(self, *roles: LesionRole) -> tuple[TrackedLesion, ...]:
+        return tuple(lesion for lesion in self.lesions.values() if lesion.role in roles)
+
+
+@dataclass(frozen=True, slots=True)
+class AssessmentParameters:
+    """The protocol choices of contract section 2 that change a verdict."""
+
+    confirmation: bool = False
+    confirm_min_days: int = 28
+    sd_min_days: int = 42
+    pr_persistence: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class SumOfDiameters:
+    """The sums a size-based verdict was decided on (criteria.md 3.3)."""
+
+    current_mm: Decimal | None
+    baseline_mm: Decimal
+    nadir_mm: Decimal | None  # smallest evaluable sum before this timepoint
+    pct_from_baseline: Decimal | None
+    pct_from_nadir: Decimal | None  # None when the nadir is 0 (criteria.md 2)
+    abs_from_nadir_mm: Decimal | None
+
+
+@dataclass(frozen=True, slots=True)
+class TimepointResponse:
+    """One criterion's verdict at one timepoint, with what decided it.
+
+    At baseline there is no response: ``overall`` is ``None`` and only the sums
+    are filled.
+    """
+
+    date: date
+    overall: Response | None
+    target: Response | None
+    non_target: Response | None
+    new_lesions: bool
+    best_overall: Response | None
+    sums: SumOfDiameters | None
+    explanation: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def is_baseline(self) -> bool:
+        return self.overall is None
+
+
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    """One criterion applied to a patient's history: one response per timepoint."""
+
+    criterion: str
+    patient: PatientIdentity
+    responses: tuple[TimepointResponse, ...]
+    warnings: tuple[str, ...] = ()
+
+    def at(self, day: date) -> TimepointResponse:
+        for response in self.responses:
+            if response.date == day:
+                return response
+        raise KeyError(day)

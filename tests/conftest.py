@@ -1,0 +1,20 @@
+"""Shared fixtures: a clean TR_* environment for every test."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
+
+
+@pytest.fixture(autouse=True)
+def clean_environ(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No developer TR_* variable leaks into a test (httpx's clean_environ)."""
+    for name in list(os.environ):
+        if name.startswith("TR_"):
+            monkeypatch.delenv(name)
+    yield
