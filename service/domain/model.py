@@ -78,6 +78,10 @@ class Response(enum.Enum):
     NON_CR_NON_PD = "NON-CR/NON-PD"
 
 
+# A DICOM PatientID without issuer and a FHIR identifier in this system name the
+# same patient (contract section 3, "Patient"); deployments may configure another.
+DEFAULT_PATIENT_SYSTEM = "urn:tumour-response:patient-id"
+
 # Largest length a reader may report: beyond it the value is a unit or data error
 # (reliability.md section 3, "Clinical numeric integrity").
 MAX_LENGTH_MM = Decimal(1000)
