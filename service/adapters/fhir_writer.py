@@ -1,0 +1,375 @@
+"""Assessments as FHIR R4 resources: DiagnosticReport, result Observations,
+mCODE CancerDiseaseStatus, per-lesion TumorSize-style Observations and one
+BodyStructure per tracked lesion (contract section 4; interop.md 3c and 6.1).
+
+Resources are plain dicts, serialised with orjson by :func:`dumps`: building them
+with fhir.resources costs ~200 times more on the request path (performance.md
+section 2.2). The tests validate every emitted resource with fhir.resources R4B.
+Ids are UUID 5 of the patient, date and content kind, so re-assessing a
+timepoint replaces the same resources.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from service.adapters import fhir_codes as fc
+from service.domain.model import (
+    Assessment,
+    History,
+    LesionObservation,
+    LesionRole,
+    PatientIdentity,
+    Response,
+    TimepointResponse,
+    TrackedLesion,
+)
+
+Resource = dict[str, Any]
+
+_ID_NAMESPACE = uuid.UUID("5b0c8f7e-3f7e-4a59-9d8c-2f4f6f1c7a10")
+_OID = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))+$")
+_TWO_PLACES = Decimal("0.01")
+_ROLE_TEXT = {
+    LesionRole.TARGET: "Target lesion",
+    LesionRole.NON_TARGET: "Non-target lesion",
+    LesionRole.NON_LESION: "Non-lesion",
+    LesionRole.NEW: "New lesion",
+    LesionRole.NEW_TARGET: "New lesion (target, iRECIST NLT)",
+    LesionRole.NEW_NON_TARGET: "New lesion (non-target, iRECIST NLNT)",
+}
+_SCHEME_SYSTEM = {"SCT": fc.SNOMED, "DCM": fc.DCM, "LN": fc.LOINC, "NCIt": fc.NCIT}
+
+
+def resource_id(patient: PatientIdentity, *parts: object) -> str:
+    """A stable id: the same patient, date and kind always give the same id."""
+    name = "|".join([patient.system, patient.value, *(str(part) for part in parts)])
+    return str(uuid.uuid5(_ID_NAMESPACE, name))
+
+
+def timepoint_resources(
+    history: History, assessments: Sequence[Assessment], day: date
+) -> list[Resource]:
+    """The DiagnosticReport of one timepoint, then its results, then the lesions.
+
+    ``issued`` and ``meta.versionId`` are left for :func:`stamp_report`: they
+    depend on what is already stored.
+    """
+    patient = history.patient
+    timepoint = next(tp for tp in history.timepoints if tp.date == day)
+    status = "preliminary" if timepoint.preliminary else "final"
+    subject = _subject(patient)
+    results: list[Resource] = []
+    for assessment in assessments:
+        response = assessment.at(day)
+        results.extend(_response_observations(patient, assessment.criterion, response, status))
+    primary = assessments[0].at(day)
+    if primary.overall is not None:
+        results.append(_disease_status(patient, day, primary.overall, status))
+    lesions = [lesion for lesion in history.lesions.values() if lesion.first_seen <= day]
+    for lesion in lesions:
+        observation = timepoint.observations.get(lesion.key)
+        if observation is not None and _size_components(observation):
+            results.append(_tumor_size(patient, lesion, observation, day, status))
+    for resource in results:
+        resource["subject"] = subject
+    report = _diagnostic_report(history, assessments, day, status, results)
+    return [report, *results, *(_body_structure(patient, lesion) for lesion in lesions)]
+
+
+def stamp_report(report: Resource, version: int, issued: datetime) -> Resource:
+    """The report with its stored version and issue time."""
+    return {**report, "meta": {"versionId": str(version)}, "issued": issued.isoformat()}
+
+
+def collection_bundle(resources: Iterable[Resource], base_url: str) -> Resource:
+    """A ``collection`` Bundle; a resource repeated across timepoints appears once."""
+    entries: list[Resource] = []
+    seen: set[str] = set()
+    for resource in resources:
+        full_url = f"{base_url.rstrip('/')}/{resource['resourceType']}/{resource['id']}"
+        if full_url in seen:
+            continue
+        seen.add(full_url)
+        entries.append({"fullUrl": full_url, "resource": resource})
+    return {"resourceType": "Bundle", "type": "collection", "entry": entries}
+
+
+def dumps(resource: Resource) -> bytes:
+    """Serialise with orjson; Decimals become JSON numbers."""
+    return orjson.dumps(resource, default=_decimal)
+
+
+def _decimal(value: object) -> float:
+    if isinstance(value, Decimal):
+        return float(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _subject(patient: PatientIdentity) -> Resource:
+    return {"identifier": {"system": patient.system, "value": patient.value}}
+
+
+def _coding(system: str, code: str, display: str) -> Resource:
+    return {"system": system, "code": code, "display": display}
+
+
+def _concept(system: str, pair: tuple[str, str], text: str | None = None) -> Resource:
+    concept: Resource = {"coding": [_coding(system, *pair)]}
+    if text:
+        concept["text"] = text
+    return concept
+
+
+def _response_concept(response: Response) -> Resource:
+    return _concept(fc.NCIT, fc.RESPONSE_CODE[response], response.value)
+
+
+def _method(criterion: str) -> Resource:
+    code, display = fc.CRITERION_METHOD[criterion]
+    return {"coding": [_coding(fc.NCIT, code, display)], "text": display}
+
+
+def _quantity(value: Decimal, unit: str) -> Resource:
+    rounded = value.quantize(_TWO_PLACES)  # display precision only (criteria.md 2)
+    return {"value": rounded, "unit": unit, "system": fc.UCUM, "code": unit}
+
+
+def _response_observations(
+    patient: PatientIdentity, criterion: str, response: TimepointResponse, status: str
+) -> list[Resource]:
+    day = response.date
+    note = [{"text": "; ".join(response.explanation + response.warnings)}]
+
+    def observation(code: tuple[str, str], value: Resource) -> Resource:
+        return {
+            "resourceType": "Observation",
+            "id": resource_id(patient, day, criterion, code[0]),
+            "status": status,
+            "category": [_concept(fc.OBSERVATION_CATEGORY, ("imaging", "Imaging"))],
+            "code": _concept(fc.NCIT, code),
+            "effectiveDateTime": day.isoformat(),
+            "method": _method(criterion),
+            "note": note,
+            **value,
+        }
+
+    found: list[Resource] = []
+    coded = (
+        (fc.OVERALL_RESPONSE, response.overall),
+        (fc.TARGET_RESPONSE, response.target),
+        (fc.NON_TARGET_RESPONSE, response.non_target),
+    )
+    for code, category in coded:
+        if category is not None:
+            found.append(observation(code, {"valueCodeableConcept": _response_concept(category)}))
+    if response.overall is not None:
+        found.append(observation(fc.NEW_LESION_PROGRESSION, {"valueBoolean": response.new_lesions}))
+    if response.best_overall is not None:
+        found.append(
+            observation(
+                fc.BEST_OVERALL_RESPONSE,
+                {"valueCodeableConcept": _response_concept(response.best_overall)},
+            )
+        )
+    sums = response.sums
+    if sums is not None:
+        quantities = (
+            (fc.SUM_OF_DIAMETERS, sums.current_mm, "mm"),
+            (fc.PCT_FROM_BASELINE, sums.pct_from_baseline, "%"),
+            (fc.PCT_FROM_NADIR, sums.pct_from_nadir, "%"),
+            (fc.ABS_FROM_NADIR, sums.abs_from_nadir_mm, "mm"),
+        )
+        for code, number, unit in quantities:
+            if number is not None and not (response.is_baseline and code != fc.SUM_OF_DIAMETERS):
+                found.append(observation(code, {"valueQuantity": _quantity(number, unit)}))
+    return found
+
+
+def _disease_status(
+    patient: PatientIdentity, day: date, overall: Response, status: str
+) -> Resource:
+    """mCODE CancerDiseaseStatus (LOINC 97509-4), value mapped per criteria.md 10.2."""
+    return {
+        "resourceType": "Observation",
+        "id": resource_id(patient, day, "cancer-disease-status"),
+        "meta": {"profile": [fc.MCODE_DISEASE_STATUS]},
+        "extension": [
+            {
+                "url": fc.MCODE_EVIDENCE_TYPE,
+                "valueCodeableConcept": _concept(fc.SNOMED, ("363679005", "Imaging (procedure)")),
+            }
+        ],
+        "status": status,
+        "category": [_concept(fc.OBSERVATION_CATEGORY, ("imaging", "Imaging"))],
+        "code": _concept(fc.LOINC, ("97509-4", "Cancer disease progression")),
+        "effectiveDateTime": day.isoformat(),
+        "valueCodeableConcept": _concept(
+            fc.SNOMED, fc.DISEASE_STATUS[overall], f"RECIST 1.1 {overall.value}"
+        ),
+    }
+
+
+def _size_components(observation: LesionObservation) -> list[Resource]:
+    components = []
+    parts = (
+        ("33728-7", "Size.maximum dimension in Tumor", observation.long_axis_mm, "mm"),
+        ("33729-5", "Size additional dimension in Tumor", observation.short_axis_mm, "mm"),
+    )
+    for code, display, value, unit in parts:
+        if value is not None:
+            components.append(
+                {
+                    "code": _concept(fc.LOINC, (code, display)),
+                    "valueQuantity": _quantity(value, unit),
+                }
+            )
+    return components
+
+
+def _tumor_size(
+    patient: PatientIdentity,
+    lesion: TrackedLesion,
+    observation: LesionObservation,
+    day: date,
+    status: str,
+) -> Resource:
+    """Per-lesion sizes, mCODE TumorSize style (LOINC 21889-1, focus -> lesion)."""
+    resource: Resource = {
+        "resourceType": "Observation",
+        "id": resource_id(patient, day, "tumor-size", lesion.key),
+        "meta": {"profile": [fc.MCODE_TUMOR_SIZE]},
+        "status": status,
+        "category": [_concept(fc.OBSERVATION_CATEGORY, ("imaging", "Imaging"))],
+        "code": _concept(fc.LOINC, ("21889-1", "Size Tumor")),
+        "focus": [{"reference": f"BodyStructure/{resource_id(patient, 'lesion', lesion.key)}"}],
+        "effectiveDateTime": day.isoformat(),
+        "component": _size_components(observation),
+    }
+    if observation.state is not None:
+        resource["note"] = [{"text": f"lesion state: {observation.state.value}"}]
+    return resource
+
+
+def _body_structure(patient: PatientIdentity, lesion: TrackedLesion) -> Resource:
+    """One tracked lesion; identifiers DCM 112040 / 112039 kept (contract section 4)."""
+    identity = lesion.identity
+    identifiers: list[Resource] = []
+    if identity.tracking_uid:
+        uid = identity.tracking_uid
+        is_oid = bool(_OID.match(uid))
+        identifiers.append(
+            {
+                "type": _concept(fc.DCM, ("112040", "Tracking Unique Identifier")),
+                "system": fc.DICOM_UID_SYSTEM if is_oid else fc.LESION_LABEL_SYSTEM,
+                "value": f"urn:oid:{uid}" if is_oid else uid,
+            }
+        )
+    if identity.tracking_id:
+        identifiers.append(
+            {
+                "type": _concept(fc.DCM, ("112039", "Tracking Identifier")),
+                "system": fc.LESION_LABEL_SYSTEM,
+                "value": identity.tracking_id,
+            }
+        )
+    resource: Resource = {
+        "resourceType": "BodyStructure",
+        "id": resource_id(patient, "lesion", lesion.key),
+        "meta": {"profile": [fc.MCODE_TUMOR]},
+        "identifier": identifiers,
+        "description": f"{_ROLE_TEXT[lesion.role]} {identity}"
+        + (" (lymph node)" if lesion.is_nodal else ""),
+        "morphology": _concept(
+            fc.SNOMED,
+            (
+                "367651003",
+                "Malignant neoplasm of primary, secondary, or uncertain origin "
+                "(morphologic abnormality)",
+            ),
+        ),
+        "patient": _subject(patient),
+    }
+    if lesion.site is not None:
+        location: Resource = {"text": lesion.site.meaning or lesion.site.value}
+        system = _SCHEME_SYSTEM.get(lesion.site.scheme)
+        if system is not None:
+            location["coding"] = [_coding(system, lesion.site.value, lesion.site.meaning)]
+        resource["location"] = location
+    return resource
+
+
+def _diagnostic_report(
+    history: History,
+    assessments: Sequence[Assessment],
+    day: date,
+    status: str,
+    results: list[Resource],
+) -> Resource:
+    patient = history.patient
+    names = ", ".join(fc.CRITERION_METHOD[a.criterion][1] for a in assessments)
+    conclusion = _conclusion(history, assessments, day)
+    report_id = resource_id(patient, day, "diagnostic-report")
+    codes = [
+        _response_concept(overall)
+        for overall in (a.at(day).overall for a in assessments)
+        if overall is not None
+    ]
+    report: Resource = {
+        "resourceType": "DiagnosticReport",
+        "id": report_id,
+        "text": {
+            "status": "generated",
+            "div": '<div xmlns="http://www.w3.org/1999/xhtml"><p>'
+            + "</p><p>".join(html.escape(line) for line in conclusion)
+            + "</p></div>",
+        },
+        "identifier": [{"system": fc.ASSESSMENT_IDENTIFIER_SYSTEM, "value": report_id}],
+        "status": status,
+        "category": [
+            _concept(fc.LOINC, ("LP29684-5", "Radiology")),
+            _concept(fc.V2_0074, ("RAD", "Radiology")),
+        ],
+        "code": _concept(
+            fc.LOINC,
+            ("18748-4", "Diagnostic imaging study"),
+            f"Tumour response assessment ({names})",
+        ),
+        "subject": _subject(patient),
+        "effectiveDateTime": day.isoformat(),
+        "result": [
+            {"reference": f"{resource['resourceType']}/{resource['id']}"} for resource in results
+        ],
+        "conclusion": "\n".join(conclusion),
+    }
+    if codes:
+        report["conclusionCode"] = codes
+    return report
+
+
+def _conclusion(history: History, assessments: Sequence[Assessment], day: date) -> list[str]:
+    """One line per criterion with the numbers that decided it, then the warnings."""
+    lines: list[str] = []
+    warnings: list[str] = list(history.warnings)
+    for assessment in assessments:
+        response = assessment.at(day)
+        name = fc.CRITERION_METHOD[assessment.criterion][1]
+        verdict = "baseline" if response.overall is None else response.overall.value
+        best = (
+            f" (best overall response so far: {response.best_overall.value})"
+            if response.best_overall is not None
+            else ""
+        )
+        lines.append(f"{name}: {verdict}{best}. " + "; ".join(response.explanation) + ".")
+        warnings.extend(w for w in assessment.warnings if w not in warnings)
+        warnings.extend(response.warnings)
+    lines.extend(f"Warning: {warning}" for warning in warnings)
+    return lines

@@ -1,0 +1,38 @@
+"""The ASGI application: ``create_app(settings)`` (contract section 1)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from service import __version__
+from service.adapters import db
+from service.config import Settings
+from service.entrypoints.api import assessments, errors, health
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; its lifespan migrates the database before serving."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = db.create_engine(settings.database_url)
+        db.migrate(engine)
+        app.state.engine = engine
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="tumour-response",
+        version=__version__,
+        summary="Tumour response assessment (RECIST 1.1) from DICOM SR and FHIR measurements",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.include_router(health.router)
+    app.include_router(assessments.router)
+    errors.install(app)
+    return app

@@ -1,0 +1,114 @@
+"""POST /assessments: measurements in, FHIR R4 assessment Bundle out (contract section 2).
+
+The handler is ``async`` and does its parsing, evaluation and serialisation
+inline: CPU-bound work in Starlette's threadpool fights the event loop for the
+GIL (performance.md sections 3.3 and 6).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from service import services
+from service.adapters import fhir_writer, sr_reader
+from service.adapters.db import open_store
+from service.domain.model import AssessmentParameters
+from service.entrypoints.api.deps import EngineDep, SettingsDep
+from service.entrypoints.api.errors import FHIR_JSON, HttpProblem
+
+router = APIRouter(tags=["assessments"])
+
+DICOM = "application/dicom"
+
+_BODY = {
+    "required": True,
+    "content": {DICOM: {"schema": {"type": "string", "format": "binary"}}},
+}
+_ANSWERS: dict[int | str, dict[str, object]] = {
+    200: {
+        "description": "a collection Bundle: per timepoint a DiagnosticReport, its result "
+        "Observations and the lesions' BodyStructures",
+        "content": {FHIR_JSON: {"schema": {"type": "object"}}},
+    },
+    **{
+        status: {"description": text, "content": {FHIR_JSON: {"schema": {"type": "object"}}}}
+        for status, text in (
+            (400, "malformed input (OperationOutcome)"),
+            (409, "the same SOP Instance UID arrived with different content"),
+            (413, "body too large"),
+            (415, "unsupported media type"),
+            (422, "well formed but unusable: not TID 1500, no patient, no date"),
+        )
+    },
+}
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it passes *limit* bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise HttpProblem(413, "too-long", f"request body over {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise HttpProblem(413, "too-long", f"request body over {limit} bytes")
+    return bytes(body)
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+@router.post(
+    "/assessments",
+    openapi_extra={"requestBody": _BODY},
+    responses=_ANSWERS,
+    response_class=Response,
+)
+async def post_assessments(
+    request: Request,
+    settings: SettingsDep,
+    engine: EngineDep,
+    criteria: Annotated[
+        list[str] | None, Query(description="criteria to apply; recist-1.1 always")
+    ] = None,
+    confirmation: Annotated[
+        bool, Query(description="CR/PR need confirmation for the best overall response")
+    ] = False,
+    confirm_min_days: Annotated[
+        int, Query(ge=1, le=3650, description="minimum days between response and confirmation")
+    ] = 28,
+    sd_min_days: Annotated[
+        int, Query(ge=0, le=3650, description="minimum days from baseline for SD to count")
+    ] = 42,
+    pr_persistence: Annotated[
+        bool, Query(description="a PR stays PR until PD or CR (RECIST Working Group FAQ)")
+    ] = True,
+) -> Response:
+    """Store the measurements of one SR and assess every timepoint it contains."""
+    media_type = _media_type(request)
+    if media_type != DICOM:
+        raise HttpProblem(
+            415, "not-supported", f"Content-Type {media_type or '(none)'} is not {DICOM}"
+        )
+    data = await read_body(request, settings.max_dicom_body_bytes)
+    report = sr_reader.read_sr(sr_reader.parse_dicom(data), patient_system=settings.patient_system)
+    params = AssessmentParameters(
+        confirmation=confirmation,
+        confirm_min_days=confirm_min_days,
+        sd_min_days=sd_min_days,
+        pr_persistence=pr_persistence,
+    )
+    with open_store(engine) as store:
+        bundle = services.assess_reports(
+            store,
+            [services.Inbound(report, services.digest(data))],
+            criteria or [],
+            params,
+            base_url=f"{str(request.base_url).rstrip('/')}/fhir",
+        )
+    return Response(fhir_writer.dumps(bundle), media_type=FHIR_JSON)

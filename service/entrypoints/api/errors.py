@@ -1,0 +1,119 @@
+"""Every error of the HTTP API as a FHIR OperationOutcome (architecture.md 2.6;
+reliability.md section 4).
+
+Domain errors map by class (most specific along the MRO); transport problems
+found at the edge raise :class:`HttpProblem`; anything else is a 500 that shows
+only a correlation id and logs the traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from service.adapters.fhir_writer import Resource, dumps
+from service.domain.errors import (
+    Conflict,
+    DomainError,
+    InvalidInput,
+    NotEvaluable,
+    NotFound,
+    UnsupportedInput,
+)
+
+logger = logging.getLogger(__name__)
+
+FHIR_JSON = "application/fhir+json"
+
+_OUTCOMES: dict[type[DomainError], tuple[int, str]] = {
+    InvalidInput: (400, "invalid"),
+    UnsupportedInput: (422, "not-supported"),
+    NotFound: (404, "not-found"),
+    Conflict: (409, "duplicate"),
+    NotEvaluable: (422, "business-rule"),
+}
+
+# HTTP statuses Starlette raises itself (unknown route, wrong method...).
+_HTTP_CODES = {404: "not-found", 405: "not-supported", 406: "not-supported"}
+
+
+class HttpProblem(Exception):
+    """A transport-level refusal found at the edge (size, media type, ...)."""
+
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.headers = headers or {}
+
+
+def operation_outcome(code: str, diagnostics: str, expression: str | None = None) -> Resource:
+    issue: Resource = {"severity": "error", "code": code, "diagnostics": diagnostics}
+    if expression:
+        issue["expression"] = [expression]
+    return {"resourceType": "OperationOutcome", "issue": [issue]}
+
+
+def outcome_response(
+    status: int, outcome: Resource, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(dumps(outcome), status_code=status, media_type=FHIR_JSON, headers=headers)
+
+
+async def _domain_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DomainError)
+    status, code = next(
+        (_OUTCOMES[cls] for cls in type(exc).__mro__ if cls in _OUTCOMES), (400, "processing")
+    )
+    return outcome_response(status, operation_outcome(code, str(exc), exc.expression))
+
+
+async def _http_problem(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HttpProblem)
+    return outcome_response(exc.status, operation_outcome(exc.code, str(exc)), exc.headers)
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    issues = [
+        {
+            "severity": "error",
+            "code": "invalid",
+            "diagnostics": str(error.get("msg", "invalid value")),
+            "expression": [".".join(str(part) for part in error.get("loc", ()))],
+        }
+        for error in exc.errors()
+    ]
+    return outcome_response(400, {"resourceType": "OperationOutcome", "issue": issues})
+
+
+async def _starlette_http(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "processing")
+    return outcome_response(
+        exc.status_code, operation_outcome(code, str(exc.detail)), dict(exc.headers or {})
+    )
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    incident = uuid.uuid4().hex
+    logger.exception("unexpected error, incident %s", incident)
+    return outcome_response(
+        500, operation_outcome("exception", f"internal error; incident {incident}")
+    )
+
+
+def install(app: FastAPI) -> None:
+    """Register every handler on *app*."""
+    app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(HttpProblem, _http_problem)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _starlette_http)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,68 @@
+"""The ``tumour-response`` command: ``serve`` and ``openapi`` (contract section 1)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from service.config import Settings
+from service.domain.errors import DomainError
+
+Command = Callable[[Settings, argparse.Namespace], int]
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from service.entrypoints.api.app import create_app
+
+    host = args.host or settings.http_host
+    port = args.port if args.port is not None else settings.http_port
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        log_level=settings.log_level.lower(),
+    )
+    return 0
+
+
+def _openapi(settings: Settings, args: argparse.Namespace) -> int:
+    from service.entrypoints.api.app import create_app
+
+    print(json.dumps(create_app(settings).openapi(), indent=2, ensure_ascii=False))
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tumour-response", description="Tumour response assessment service"
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the HTTP service")
+    serve.add_argument("--host", help="address to bind (default TR_HTTP_HOST, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to bind (default TR_HTTP_PORT, 8000)")
+    serve.set_defaults(run=_serve)
+    openapi = commands.add_parser("openapi", help="print the OpenAPI document")
+    openapi.set_defaults(run=_openapi)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; exit 0 on success, 1 on a domain error, 2 on a usage error."""
+    args = _parser().parse_args(argv)
+    settings = Settings()
+    run: Command = args.run
+    try:
+        return run(settings, args)
+    except DomainError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1

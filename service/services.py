@@ -1,0 +1,94 @@
+"""Use cases. Each function is one thing a caller can ask of the service; none knows
+which transport called it."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from service.adapters import fhir_writer
+from service.adapters.db import Store
+from service.domain.criteria import CRITERIA
+from service.domain.errors import UnsupportedInput
+from service.domain.history import build_history
+from service.domain.model import (
+    Assessment,
+    AssessmentParameters,
+    History,
+    PatientIdentity,
+    TimepointReport,
+)
+
+PRIMARY_CRITERION = "recist-1.1"  # always assessed, and always first (contract section 2)
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """One report as received, with the digest of its source bytes (idempotency)."""
+
+    report: TimepointReport
+    digest: str
+
+
+def digest(data: bytes) -> str:
+    """The content digest that makes re-delivery of the same bytes a no-op."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def choose_criteria(requested: Sequence[str]) -> tuple[str, ...]:
+    """The criteria to apply: RECIST 1.1 first, then the requested others, once each."""
+    unknown = sorted(set(requested) - CRITERIA.keys())
+    if unknown:
+        raise UnsupportedInput(
+            f"unknown or not yet supported criterion {', '.join(map(repr, unknown))}; "
+            f"supported: {', '.join(sorted(CRITERIA))}",
+            expression="criteria",
+        )
+    return tuple(dict.fromkeys([PRIMARY_CRITERION, *requested]))
+
+
+def assess_reports(
+    store: Store,
+    inbound: Sequence[Inbound],
+    criteria: Sequence[str],
+    params: AssessmentParameters,
+    base_url: str,
+) -> fhir_writer.Resource:
+    """Store the reports, then assess every timepoint they contain.
+
+    Returns a ``collection`` Bundle: for each timepoint of the input, in date
+    order, its DiagnosticReport (evaluated on the patient's stored history up to
+    that date), the result Observations and the lesions' BodyStructures.
+    """
+    chosen = choose_criteria(criteria)
+    for item in inbound:
+        store.add_report(item.report, item.digest)
+    days_by_patient: dict[PatientIdentity, set[date]] = {}
+    for item in inbound:
+        days_by_patient.setdefault(item.report.patient, set()).add(item.report.date)
+    dated: list[tuple[date, list[fhir_writer.Resource]]] = []
+    for patient, days in days_by_patient.items():
+        history = build_history(store.reports(patient))
+        assessments = [CRITERIA[name](history, params) for name in chosen]
+        dated.extend((day, _timepoint(store, history, assessments, day)) for day in sorted(days))
+    dated.sort(key=lambda pair: pair[0])
+    return fhir_writer.collection_bundle(
+        (resource for _day, resources in dated for resource in resources), base_url
+    )
+
+
+def _timepoint(
+    store: Store, history: History, assessments: Sequence[Assessment], day: date
+) -> list[fhir_writer.Resource]:
+    """One timepoint's resources, its report stamped with the stored version.
+
+    The version changes only when the content does (contract section 4:
+    re-assessment replaces the report with a new ``meta.versionId``).
+    """
+    resources = fhir_writer.timepoint_resources(history, assessments, day)
+    body = fhir_writer.dumps({"resources": resources})
+    stored = store.put_result(history.patient, day, digest(body), body)
+    resources[0] = fhir_writer.stamp_report(resources[0], stored.version, stored.issued)
+    return resources
