@@ -1,0 +1,430 @@
+"""Storage: each patient's reports and generated results in SQL, as domain objects.
+
+SQLite and PostgreSQL share this code through the SQLAlchemy URL (architecture.md
+section 2.3, "Persistence"). SQLAlchemy Core, not the ORM, is used on the hot path
+(performance.md sections 2.4 and 6); the tables live in :mod:`.db_schema`.
+
+* :func:`create_engine` applies the SQLite settings of reliability.md section 3 (WAL,
+  ``synchronous=FULL``) to every connection.
+* :func:`migrate` upgrades the schema to the latest Alembic revision shipped in
+  ``migrations/``.
+* :func:`open_store` is the unit of work: one transaction per ingest, committed on
+  success and rolled back on any exception.
+
+Re-delivery is idempotent: a document is unique per (tenant, uid), and the unique
+constraint, not a prior SELECT, decides races between concurrent ingests.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import Connection, Engine, Row, make_url
+from sqlalchemy.exc import IntegrityError
+
+from service.adapters import db_schema as schema
+from service.adapters.db_schema import DEFAULT_TENANT
+from service.domain.errors import Conflict, NotFound
+from service.domain.model import (
+    Code,
+    LesionIdentity,
+    LesionObservation,
+    LesionRole,
+    LesionState,
+    Measurement,
+    MeasurementKind,
+    PatientIdentity,
+    Provenance,
+    QualitativeFinding,
+    SourceDocument,
+    TimepointReport,
+)
+
+SQLITE_PRAGMAS = ("busy_timeout=5000", "journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON")
+
+AnyRow = Row[*tuple[Any, ...]]
+
+# Key of the PostgreSQL advisory lock that lets one replica at a time migrate.
+_MIGRATION_LOCK_KEY = 0x7475_6D72
+
+
+def create_engine(url: str) -> Engine:
+    """An engine for *url*; SQLite gets its pragmas and a parent directory."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return sa.create_engine(parsed, pool_pre_ping=True)
+    _make_parent_directory(parsed.database)
+    engine = sa.create_engine(parsed)
+    sa.event.listen(engine, "connect", _on_sqlite_connect)
+    sa.event.listen(engine, "begin", _on_sqlite_begin)
+    return engine
+
+
+def _make_parent_directory(database: str | None) -> None:
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    """Set the pragmas; leave BEGIN to :func:`_on_sqlite_begin` (pysqlite's own
+    transaction handling breaks SAVEPOINT; SQLAlchemy's pysqlite documentation)."""
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    for pragma in SQLITE_PRAGMAS:
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
+def _on_sqlite_begin(connection: Connection) -> None:
+    """Take the write lock at BEGIN, waiting up to busy_timeout for it.
+
+    A deferred transaction that read first cannot upgrade to a writer once another
+    connection has committed (SQLITE_BUSY_SNAPSHOT, no busy wait), so every store
+    transaction is a writer from its start.
+    """
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the latest revision; a no-op when it is already there."""
+    config = Config()
+    config.set_main_option("script_location", "service.adapters:migrations")
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK_KEY)))
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResult:
+    """The stored generated output of one patient timepoint."""
+
+    version: int
+    issued: datetime
+    changed: bool
+
+
+@contextmanager
+def open_store(engine: Engine) -> Iterator[Store]:
+    """One transaction: committed on success, rolled back on any exception."""
+    with engine.begin() as connection:
+        yield Store(connection)
+
+
+class Store:
+    """Patients, their reports and results in SQL. Accepts and returns domain objects."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    def ping(self) -> None:
+        """Fail unless the database answers."""
+        self._connection.execute(sa.select(1)).scalar_one()
+
+    def add_report(
+        self, report: TimepointReport, digest: str, tenant: str = DEFAULT_TENANT
+    ) -> bool:
+        """Store *report*; False if this document is already stored with *digest*.
+
+        Raises :class:`Conflict` when the document was stored with another digest.
+        """
+        stored_digest = self._document_digest(report.source.uid, tenant)
+        if stored_digest is None:
+            try:
+                with self._connection.begin_nested():
+                    self._insert_report(report, digest, tenant)
+                return True
+            except IntegrityError:
+                stored_digest = self._document_digest(report.source.uid, tenant)
+                if stored_digest is None:
+                    raise
+        if stored_digest != digest:
+            raise Conflict(f"document {report.source.uid} was already stored with other content")
+        return False
+
+    def reports(
+        self, patient: PatientIdentity, tenant: str = DEFAULT_TENANT
+    ) -> list[TimepointReport]:
+        """All reports of *patient*, in the order they were stored."""
+        d, lsn, m = schema.document, schema.lesion, schema.measurement
+        document_ids = sa.select(d.c.id).join(schema.patient).where(_is(patient, tenant))
+        documents = self._connection.execute(
+            sa.select(d).join(schema.patient).where(_is(patient, tenant)).order_by(d.c.id)
+        ).all()
+        if not documents:
+            raise NotFound("no such patient")
+        lesions = self._connection.execute(
+            sa.select(lsn)
+            .where(lsn.c.document_id.in_(document_ids))
+            .order_by(lsn.c.document_id, lsn.c.position)
+        ).all()
+        measurements = self._connection.execute(
+            sa.select(m)
+            .join(lsn)
+            .where(lsn.c.document_id.in_(document_ids))
+            .order_by(m.c.lesion_id, m.c.position)
+        ).all()
+        return _assemble(patient, documents, lesions, measurements)
+
+    def put_result(
+        self,
+        patient: PatientIdentity,
+        day: date,
+        digest: str,
+        body: bytes,
+        tenant: str = DEFAULT_TENANT,
+    ) -> StoredResult:
+        """Keep *body* as the output for *patient* on *day*; a new digest bumps the version."""
+        patient_id = self._patient_id(patient, tenant)
+        if patient_id is None:
+            raise NotFound("no such patient")
+        current = self._locked_result(patient_id, day)
+        if current is None:
+            inserted = self._insert_result(patient_id, day, digest, body)
+            if inserted is not None:
+                return inserted
+            current = self._locked_result(patient_id, day)
+            assert current is not None  # the insert lost a race to this row
+        if current.digest == digest:
+            return StoredResult(current.version, current.issued, changed=False)
+        updated = StoredResult(current.version + 1, _now(), changed=True)
+        self._connection.execute(
+            sa.update(schema.timepoint_result)
+            .where(schema.timepoint_result.c.id == current.id)
+            .values(version=updated.version, issued=updated.issued, digest=digest, body=body)
+        )
+        return updated
+
+    def result(
+        self, patient: PatientIdentity, day: date, tenant: str = DEFAULT_TENANT
+    ) -> tuple[StoredResult, bytes]:
+        """The stored output for *patient* on *day*."""
+        r = schema.timepoint_result
+        row = self._connection.execute(
+            sa.select(r.c.version, r.c.issued, r.c.body)
+            .join(schema.patient)
+            .where(_is(patient, tenant), r.c.imaging_date == day)
+        ).one_or_none()
+        if row is None:
+            raise NotFound(f"no result for this patient on {day.isoformat()}")
+        return StoredResult(row.version, row.issued, changed=False), bytes(row.body)
+
+    def _document_digest(self, uid: str, tenant: str) -> str | None:
+        d = schema.document
+        query = sa.select(d.c.digest).where(d.c.tenant == tenant, d.c.uid == uid)
+        return self._connection.execute(query).scalar_one_or_none()
+
+    def _patient_id(self, patient: PatientIdentity, tenant: str) -> int | None:
+        query = sa.select(schema.patient.c.id).where(_is(patient, tenant))
+        return self._connection.execute(query).scalar_one_or_none()
+
+    def _ensure_patient(self, patient: PatientIdentity, tenant: str) -> int:
+        found = self._patient_id(patient, tenant)
+        if found is not None:
+            return found
+        row = {"tenant": tenant, "system": patient.system, "value": patient.value}
+        try:
+            with self._connection.begin_nested():
+                insert = sa.insert(schema.patient).returning(schema.patient.c.id)
+                inserted: int = self._connection.execute(insert, row).scalar_one()
+                return inserted
+        except IntegrityError:
+            found = self._patient_id(patient, tenant)
+            if found is None:
+                raise
+            return found
+
+    def _insert_report(self, report: TimepointReport, digest: str, tenant: str) -> None:
+        patient_id = self._ensure_patient(report.patient, tenant)
+        insert_document = sa.insert(schema.document).returning(schema.document.c.id)
+        document_row = _document_row(report, digest, tenant, patient_id)
+        document_id = self._connection.execute(insert_document, document_row).scalar_one()
+        if not report.lesions:
+            return
+        insert_lesions = sa.insert(schema.lesion).returning(
+            schema.lesion.c.id, sort_by_parameter_order=True
+        )
+        lesion_rows = [
+            _lesion_row(document_id, position, observation)
+            for position, observation in enumerate(report.lesions)
+        ]
+        lesion_ids = self._connection.execute(insert_lesions, lesion_rows).scalars().all()
+        measurement_rows = [
+            _measurement_row(lesion_id, position, measurement)
+            for lesion_id, observation in zip(lesion_ids, report.lesions, strict=True)
+            for position, measurement in enumerate(observation.measurements)
+        ]
+        if measurement_rows:
+            self._connection.execute(sa.insert(schema.measurement), measurement_rows)
+
+    def _locked_result(self, patient_id: int, day: date) -> Row[int, int, str, datetime] | None:
+        r = schema.timepoint_result
+        query = (
+            sa.select(r.c.id, r.c.version, r.c.digest, r.c.issued)
+            .where(r.c.patient_id == patient_id, r.c.imaging_date == day)
+            .with_for_update()
+        )
+        return self._connection.execute(query).one_or_none()
+
+    def _insert_result(
+        self, patient_id: int, day: date, digest: str, body: bytes
+    ) -> StoredResult | None:
+        """Insert version 1; None if a concurrent transaction inserted the row first."""
+        stored = StoredResult(1, _now(), changed=True)
+        row = {
+            "patient_id": patient_id,
+            "imaging_date": day,
+            "version": stored.version,
+            "digest": digest,
+            "issued": stored.issued,
+            "body": body,
+        }
+        try:
+            with self._connection.begin_nested():
+                self._connection.execute(sa.insert(schema.timepoint_result), row)
+        except IntegrityError:
+            return None
+        return stored
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _is(patient: PatientIdentity, tenant: str) -> sa.ColumnElement[bool]:
+    p = schema.patient
+    return sa.and_(p.c.tenant == tenant, p.c.system == patient.system, p.c.value == patient.value)
+
+
+def _document_row(
+    report: TimepointReport, digest: str, tenant: str, patient_id: int
+) -> dict[str, Any]:
+    return {
+        "tenant": tenant,
+        "patient_id": patient_id,
+        "uid": report.source.uid,
+        "kind": report.source.kind,
+        "digest": digest,
+        "preliminary": report.source.preliminary,
+        "imaging_date": report.date,
+        "label": report.label,
+        "study_uid": report.study_uid,
+        "warnings": list(report.warnings),
+        "received_at": _now(),
+    }
+
+
+def _lesion_row(document_id: int, position: int, lesion: LesionObservation) -> dict[str, Any]:
+    site, merged_into = lesion.site, lesion.merged_into
+    return {
+        "document_id": document_id,
+        "position": position,
+        "tracking_uid": lesion.identity.tracking_uid,
+        "tracking_id": lesion.identity.tracking_id,
+        "role": None if lesion.role is None else lesion.role.value,
+        "site_code": None if site is None else site.value,
+        "site_scheme": None if site is None else site.scheme,
+        "site_meaning": None if site is None else site.meaning,
+        "is_nodal": lesion.is_nodal,
+        "state": None if lesion.state is None else lesion.state.value,
+        "merged_into_uid": None if merged_into is None else merged_into.tracking_uid,
+        "merged_into_id": None if merged_into is None else merged_into.tracking_id,
+        "slice_thickness_mm": lesion.slice_thickness_mm,
+        "findings": [
+            {
+                "code": finding.concept.value,
+                "scheme": finding.concept.scheme,
+                "meaning": finding.concept.meaning,
+                "value": finding.value,
+            }
+            for finding in lesion.findings
+        ],
+    }
+
+
+def _measurement_row(lesion_id: int, position: int, measurement: Measurement) -> dict[str, Any]:
+    return {
+        "lesion_id": lesion_id,
+        "position": position,
+        "kind": measurement.kind.value,
+        "value": measurement.value,
+        "path": measurement.provenance.path,
+        "referenced_sop_uid": measurement.provenance.referenced_sop_uid,
+    }
+
+
+def _assemble(
+    patient: PatientIdentity,
+    documents: Sequence[AnyRow],
+    lesions: Sequence[AnyRow],
+    measurements: Sequence[AnyRow],
+) -> list[TimepointReport]:
+    """Rebuild reports from rows ordered by document, lesion and position."""
+    by_lesion: defaultdict[int, list[Measurement]] = defaultdict(list)
+    for row in measurements:
+        by_lesion[row.lesion_id].append(_measurement(row))
+    by_document: defaultdict[int, list[LesionObservation]] = defaultdict(list)
+    for row in lesions:
+        by_document[row.document_id].append(_lesion(row, tuple(by_lesion[row.id])))
+    return [_report(patient, row, tuple(by_document[row.id])) for row in documents]
+
+
+def _report(
+    patient: PatientIdentity, row: AnyRow, lesions: tuple[LesionObservation, ...]
+) -> TimepointReport:
+    return TimepointReport(
+        patient=patient,
+        date=row.imaging_date,
+        source=SourceDocument(uid=row.uid, kind=row.kind, preliminary=row.preliminary),
+        lesions=lesions,
+        label=row.label,
+        study_uid=row.study_uid,
+        warnings=tuple(row.warnings),
+    )
+
+
+def _lesion(row: AnyRow, measurements: tuple[Measurement, ...]) -> LesionObservation:
+    return LesionObservation(
+        identity=LesionIdentity(row.tracking_uid, row.tracking_id),
+        role=None if row.role is None else LesionRole(row.role),
+        site=_site(row),
+        is_nodal=row.is_nodal,
+        state=None if row.state is None else LesionState(row.state),
+        measurements=measurements,
+        findings=tuple(
+            QualitativeFinding(Code(f["code"], f["scheme"], f["meaning"]), f["value"])
+            for f in row.findings
+        ),
+        merged_into=_merged_into(row),
+        slice_thickness_mm=row.slice_thickness_mm,
+    )
+
+
+def _site(row: AnyRow) -> Code | None:
+    if row.site_code is None:
+        return None
+    return Code(row.site_code, row.site_scheme, row.site_meaning)
+
+
+def _merged_into(row: AnyRow) -> LesionIdentity | None:
+    if row.merged_into_uid is None and row.merged_into_id is None:
+        return None
+    return LesionIdentity(row.merged_into_uid, row.merged_into_id)
+
+
+def _measurement(row: AnyRow) -> Measurement:
+    return Measurement(
+        kind=MeasurementKind(row.kind),
+        value=row.value,
+        provenance=Provenance(row.path, row.referenced_sop_uid),
+    )

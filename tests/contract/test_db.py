@@ -1,0 +1,306 @@
+"""The storage adapter against real databases: SQLite under tmp_path and PostgreSQL.
+
+PostgreSQL runs at TEST_POSTGRES_URL (default: local trust auth, database ``test``);
+each test gets its own schema. When the server is unreachable those tests skip.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from datetime import date, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from service.adapters.db import StoredResult, create_engine, migrate, open_store
+from service.adapters.db_schema import lesion, measurement, metadata
+from service.domain.errors import Conflict, NotFound
+from service.domain.model import (
+    DEFAULT_PATIENT_SYSTEM,
+    Code,
+    LesionIdentity,
+    LesionObservation,
+    LesionRole,
+    LesionState,
+    Measurement,
+    MeasurementKind,
+    PatientIdentity,
+    Provenance,
+    QualitativeFinding,
+    SourceDocument,
+    TimepointReport,
+)
+
+POSTGRES_URL = os.environ.get(
+    "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+PATIENT = PatientIdentity(DEFAULT_PATIENT_SYSTEM, "P-001")
+BASELINE = date(2024, 1, 15)
+
+
+def rich_report(uid: str = "1.2.826.0.1.1", day: date = BASELINE) -> TimepointReport:
+    """A report using every field the store keeps, None fields included."""
+    target = LesionObservation(
+        identity=LesionIdentity("2.25.101", "T1"),
+        role=LesionRole.TARGET,
+        site=Code("39607008", "SCT", "Lung structure"),
+        state=LesionState.PRESENT,
+        measurements=(
+            Measurement(MeasurementKind.LONG_AXIS, Decimal("32.40"), Provenance("1.4.2", "1.2.9")),
+            Measurement(MeasurementKind.SHORT_AXIS, Decimal("1.2E+1")),
+        ),
+        findings=(
+            QualitativeFinding(Code("112176", "DCM", "Cavitation"), "present"),
+            QualitativeFinding(Code("C0205", "99TR"), "rim enhancing"),
+        ),
+        slice_thickness_mm=Decimal("1.25"),
+    )
+    node = LesionObservation(
+        identity=LesionIdentity(tracking_id="N1"),
+        role=LesionRole.NON_TARGET,
+        site=Code("59441001", "SCT"),
+        is_nodal=True,
+        measurements=(Measurement(MeasurementKind.SHORT_AXIS, Decimal("9.9")),),
+    )
+    merged = LesionObservation(
+        identity=LesionIdentity(tracking_uid="2.25.103"),
+        state=LesionState.MERGED,
+        merged_into=LesionIdentity("2.25.101", "T1"),
+    )
+    dense = LesionObservation(
+        identity=LesionIdentity(tracking_uid="2.25.104"),
+        role=LesionRole.NEW_TARGET,
+        measurements=(
+            Measurement(MeasurementKind.MEAN_ATTENUATION, Decimal("-12.50")),
+            Measurement(MeasurementKind.VIABLE_LONG_AXIS, Decimal("0")),
+        ),
+    )
+    return TimepointReport(
+        patient=PATIENT,
+        date=day,
+        source=SourceDocument(uid, "dicom-sr", preliminary=True),
+        lesions=(target, node, merged, dense),
+        label="baseline",
+        study_uid="1.2.826.0.1.9",
+        warnings=("slice thickness 5 mm exceeds 2x the lesion size", "second warning"),
+    )
+
+
+def plain_report(uid: str = "bundle-2", day: date = date(2024, 3, 1)) -> TimepointReport:
+    """A report with every optional field left at its default."""
+    return TimepointReport(
+        patient=PATIENT, date=day, source=SourceDocument(uid, "fhir"), lesions=()
+    )
+
+
+def row_counts(engine: Engine) -> dict[str, int]:
+    with engine.connect() as connection:
+        return {
+            table.name: connection.execute(
+                sa.select(sa.func.count()).select_from(table)
+            ).scalar_one()
+            for table in metadata.sorted_tables
+        }
+
+
+def add(engine: Engine, report: TimepointReport, digest: str, tenant: str = "default") -> bool:
+    with open_store(engine) as store:
+        return store.add_report(report, digest, tenant)
+
+
+def stored_reports(engine: Engine, tenant: str = "default") -> list[TimepointReport]:
+    with open_store(engine) as store:
+        return store.reports(PATIENT, tenant)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    probe = sa.create_engine(POSTGRES_URL)
+    try:
+        with probe.connect():
+            pass
+    except OperationalError as error:
+        pytest.skip(f"PostgreSQL unreachable at {make_url(POSTGRES_URL)!r}: {error.orig}")
+    finally:
+        probe.dispose()
+    return POSTGRES_URL
+
+
+def postgres_engine(base_url: str) -> Iterator[Engine]:
+    """An engine confined to a fresh schema, dropped afterwards."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(base_url)
+    with admin.begin() as connection:
+        connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    url = make_url(base_url).update_query_dict({"options": f"-csearch_path={schema}"})
+    engine = create_engine(url.render_as_string(hide_password=False))
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.begin() as connection:
+            connection.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """An empty database on each backend."""
+    if request.param == "postgresql":
+        yield from postgres_engine(request.getfixturevalue("postgres_url"))
+        return
+    sqlite = create_engine(f"sqlite:///{tmp_path / 'data' / 'store.db'}")
+    yield sqlite
+    sqlite.dispose()
+
+
+@pytest.fixture
+def db(engine: Engine) -> Engine:
+    """A migrated database on each backend."""
+    migrate(engine)
+    return engine
+
+
+def test_migrate_twice_gives_the_schema_of_the_metadata(engine: Engine) -> None:
+    migrate(engine)
+    migrate(engine)
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection)
+        assert compare_metadata(context, metadata) == []
+        assert context.get_current_revision() == "0001"
+
+
+def test_ping(db: Engine) -> None:
+    with open_store(db) as store:
+        store.ping()
+
+
+def test_reports_round_trip_exactly_in_storage_order(db: Engine) -> None:
+    rich, plain = rich_report(), plain_report()
+    assert add(db, plain, "d-plain")
+    assert add(db, rich, "d-rich")
+    reports = stored_reports(db)
+    assert reports == [plain, rich]
+    assert str(reports[1].lesions[0].measurements[0].value) == "32.40"
+
+
+def test_redelivery_with_the_same_digest_stores_nothing(db: Engine) -> None:
+    assert add(db, rich_report(), "d1")
+    before = row_counts(db)
+    assert not add(db, rich_report(), "d1")
+    assert row_counts(db) == before
+
+
+def test_same_uid_with_another_digest_conflicts_and_changes_nothing(db: Engine) -> None:
+    assert add(db, rich_report(), "d1")
+    before = row_counts(db)
+    changed = replace(rich_report(), label="follow-up", lesions=())
+    with pytest.raises(Conflict):
+        add(db, changed, "d2")
+    assert row_counts(db) == before
+    assert stored_reports(db) == [rich_report()]
+
+
+def test_an_exception_inside_open_store_rolls_everything_back(db: Engine) -> None:
+    with pytest.raises(RuntimeError, match="boom"), open_store(db) as store:
+        store.add_report(rich_report(), "d1")
+        store.put_result(PATIENT, BASELINE, "r1", b"{}")
+        raise RuntimeError("boom")
+    assert set(row_counts(db).values()) == {0}
+
+
+def test_unknown_patient_is_not_found(db: Engine) -> None:
+    with pytest.raises(NotFound), open_store(db) as store:
+        store.reports(PATIENT)
+
+
+def test_tenants_are_stored_independently(db: Engine) -> None:
+    assert add(db, rich_report(), "d1", tenant="a")
+    assert add(db, rich_report(), "d2", tenant="b")
+    assert stored_reports(db, "b") == [rich_report()]
+    with pytest.raises(NotFound):
+        stored_reports(db, "c")
+
+
+def test_put_result_versions_on_a_new_digest_only(db: Engine) -> None:
+    add(db, rich_report(), "d1")
+    with open_store(db) as store:
+        first = store.put_result(PATIENT, BASELINE, "r1", b"one")
+    with open_store(db) as store:
+        again = store.put_result(PATIENT, BASELINE, "r1", b"one")
+    with open_store(db) as store:
+        second = store.put_result(PATIENT, BASELINE, "r2", b"two")
+        stored = store.result(PATIENT, BASELINE)
+    assert (first.version, first.changed) == (1, True)
+    assert first.issued.utcoffset() == timedelta(0)
+    assert again == StoredResult(1, first.issued, changed=False)
+    assert (second.version, second.changed) == (2, True)
+    assert second.issued >= first.issued
+    assert stored == (StoredResult(2, second.issued, changed=False), b"two")
+
+
+def test_results_of_unknown_patients_or_days_are_not_found(db: Engine) -> None:
+    with pytest.raises(NotFound), open_store(db) as store:
+        store.put_result(PATIENT, BASELINE, "r1", b"{}")
+    add(db, rich_report(), "d1")
+    with pytest.raises(NotFound), open_store(db) as store:
+        store.result(PATIENT, BASELINE)
+
+
+def test_non_finite_numbers_are_refused_by_the_database(db: Engine) -> None:
+    add(db, rich_report(), "d1")
+    with pytest.raises(IntegrityError), db.begin() as connection:
+        lesion_id = connection.execute(sa.select(sa.func.min(lesion.c.id))).scalar_one()
+        row = {"lesion_id": lesion_id, "position": 9, "kind": "long-axis", "path": ""}
+        connection.execute(sa.insert(measurement), {**row, "value": Decimal("NaN")})
+
+
+def run_together(engine: Engine, reports: list[TimepointReport]) -> list[bool]:
+    """Add each report from its own thread, all released at the same moment."""
+    barrier = threading.Barrier(len(reports))
+
+    def add_when_released(report: TimepointReport) -> bool:
+        barrier.wait()
+        return add(engine, report, f"digest-{report.source.uid}")
+
+    with ThreadPoolExecutor(len(reports)) as pool:
+        return list(pool.map(add_when_released, reports))
+
+
+def test_concurrent_redelivery_stores_one_report(db: Engine) -> None:
+    results = run_together(db, [rich_report()] * 8)
+    assert sorted(results) == [False] * 7 + [True]
+    assert row_counts(db)["document"] == 1
+    assert stored_reports(db) == [rich_report()]
+
+
+def test_concurrent_reports_of_a_new_patient_share_one_patient_row(db: Engine) -> None:
+    reports = [plain_report(uid=f"bundle-{n}", day=BASELINE + timedelta(n)) for n in range(8)]
+    assert run_together(db, reports) == [True] * 8
+    assert row_counts(db)["patient"] == 1
+    assert sorted(stored_reports(db), key=lambda r: r.date) == reports
+
+
+def test_sqlite_connections_are_durable_and_strict(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'missing' / 'dir' / 'store.db'}")
+    try:
+        with engine.connect() as connection:
+            pragma = connection.exec_driver_sql
+            assert pragma("PRAGMA journal_mode").scalar_one() == "wal"
+            assert pragma("PRAGMA synchronous").scalar_one() == 2  # FULL
+            assert pragma("PRAGMA foreign_keys").scalar_one() == 1
+            assert pragma("PRAGMA busy_timeout").scalar_one() == 5000
+    finally:
+        engine.dispose()
+    assert (tmp_path / "missing" / "dir" / "store.db").is_file()
