@@ -1,0 +1,166 @@
+"""POST /assessments with one DICOM SR (contract section 2)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from service.config import Settings
+from service.entrypoints.api.app import create_app
+from tests.fhir_validation import validate_bundle
+from tests.sr_factory import LesionSpec, make_sr, sr_bytes
+
+pytestmark = pytest.mark.anyio
+
+DICOM = {"Content-Type": "application/dicom"}
+
+
+def _sr(day: str, t1: float, t2: float, patient_id: str = "PAT-1") -> bytes:
+    return sr_bytes(
+        make_sr(
+            patient_id=patient_id,
+            study_date=day,
+            lesions=[
+                LesionSpec("T1", long_axis_mm=t1, role="target", site="liver"),
+                LesionSpec("T2", long_axis_mm=t2, role="target", site="liver"),
+            ],
+        )
+    )
+
+
+def _observation(bundle: dict[str, Any], code: str) -> dict[str, Any]:
+    return next(
+        entry["resource"]
+        for entry in bundle["entry"]
+        if entry["resource"]["resourceType"] == "Observation"
+        and entry["resource"]["code"]["coding"][0]["code"] == code
+    )
+
+
+async def test_baseline_then_follow_up_gives_recist_pr(client: httpx.AsyncClient) -> None:
+    baseline = await client.post("/assessments", content=_sr("20240101", 60, 40), headers=DICOM)
+    assert baseline.status_code == 200, baseline.text
+    assert baseline.headers["content-type"] == "application/fhir+json"
+    follow_up = await client.post("/assessments", content=_sr("20240301", 42, 28), headers=DICOM)
+    assert follow_up.status_code == 200, follow_up.text
+    bundle = follow_up.json()
+    validate_bundle(bundle)
+    assert bundle["type"] == "collection"
+    report = bundle["entry"][0]["resource"]
+    assert report["resourceType"] == "DiagnosticReport"
+    assert report["effectiveDateTime"] == "2024-03-01"
+    overall = _observation(bundle, "C96613")
+    assert overall["method"]["coding"][0]["code"] == "C124415"
+    assert overall["valueCodeableConcept"]["coding"][0]["code"] == "C18058"
+    assert _observation(bundle, "C96631")["valueQuantity"]["value"] == 70
+    assert _observation(bundle, "C112370")["valueQuantity"]["value"] == -30
+    assert report["subject"]["identifier"]["value"] == "PAT-1"
+
+
+async def test_re_posting_the_same_sr_stores_nothing_twice(client: httpx.AsyncClient) -> None:
+    body = _sr("20240101", 60, 40)
+    first = await client.post("/assessments", content=body, headers=DICOM)
+    again = await client.post("/assessments", content=body, headers=DICOM)
+    assert first.status_code == again.status_code == 200
+    assert first.json() == again.json()
+    assert first.json()["entry"][0]["resource"]["meta"]["versionId"] == "1"
+
+
+async def test_a_new_timepoint_does_not_change_the_earlier_report_version(
+    client: httpx.AsyncClient,
+) -> None:
+    await client.post("/assessments", content=_sr("20240101", 60, 40), headers=DICOM)
+    follow_up = await client.post("/assessments", content=_sr("20240301", 42, 28), headers=DICOM)
+    assert follow_up.json()["entry"][0]["resource"]["meta"]["versionId"] == "1"
+
+
+async def test_same_sop_instance_uid_with_other_content_is_409(
+    client: httpx.AsyncClient,
+) -> None:
+    first = make_sr(
+        patient_id="PAT-2",
+        study_date="20240101",
+        lesions=[LesionSpec("T1", long_axis_mm=30, role="target")],
+    )
+    changed = make_sr(
+        patient_id="PAT-2",
+        study_date="20240101",
+        lesions=[LesionSpec("T1", long_axis_mm=31, role="target")],
+        sop_instance_uid=first.SOPInstanceUID,
+    )
+    assert (await client.post("/assessments", content=sr_bytes(first), headers=DICOM)).is_success
+    conflict = await client.post("/assessments", content=sr_bytes(changed), headers=DICOM)
+    assert conflict.status_code == 409
+    assert conflict.json()["issue"][0]["code"] == "duplicate"
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "status", "code"),
+    [
+        ({"Content-Type": "text/plain"}, b"hello", 415, "not-supported"),
+        ({}, b"hello", 415, "not-supported"),
+        (DICOM, b"not a dicom file at all", 400, "invalid"),
+        (DICOM, b"", 400, "invalid"),
+    ],
+)
+async def test_bad_input_is_an_operation_outcome(
+    client: httpx.AsyncClient, headers: dict[str, str], body: bytes, status: int, code: str
+) -> None:
+    response = await client.post("/assessments", content=body, headers=headers)
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/fhir+json"
+    outcome = response.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert outcome["issue"][0]["code"] == code
+
+
+async def test_an_sr_without_tid_1500_is_422(client: httpx.AsyncClient) -> None:
+    dataset = make_sr(
+        patient_id="PAT-3", study_date="20240101", lesions=[LesionSpec("T1", long_axis_mm=30)]
+    )
+    dataset.ContentSequence = []
+    dataset.ConceptNameCodeSequence[0].CodeValue = "18748-4"
+    dataset.ConceptNameCodeSequence[0].CodingSchemeDesignator = "LN"
+    del dataset.ContentTemplateSequence
+    response = await client.post("/assessments", content=sr_bytes(dataset), headers=DICOM)
+    assert response.status_code == 422
+    assert response.json()["issue"][0]["code"] == "not-supported"
+
+
+async def test_unknown_criterion_is_422_and_nothing_is_stored(
+    client: httpx.AsyncClient,
+) -> None:
+    body = _sr("20240101", 60, 40, patient_id="PAT-4")
+    refused = await client.post(
+        "/assessments", content=body, headers=DICOM, params={"criteria": "who"}
+    )
+    assert refused.status_code == 422
+    assert refused.json()["issue"][0]["expression"] == ["criteria"]
+    stored = await client.post("/assessments", content=body, headers=DICOM)
+    assert stored.json()["entry"][0]["resource"]["meta"]["versionId"] == "1"
+
+
+async def test_a_malformed_query_parameter_is_400(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/assessments",
+        content=_sr("20240101", 60, 40),
+        headers=DICOM,
+        params={"confirm_min_days": "soon"},
+    )
+    assert response.status_code == 400
+    assert response.json()["issue"][0]["expression"] == ["query.confirm_min_days"]
+
+
+async def test_an_oversized_body_is_413(settings: Settings) -> None:
+    small = settings.model_copy(update={"max_dicom_body_bytes": 1000})
+    app = create_app(small)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            response = await client.post(
+                "/assessments", content=_sr("20240101", 60, 40), headers=DICOM
+            )
+    assert response.status_code == 413
+    assert response.json()["issue"][0]["code"] == "too-long"
