@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint typecheck pytest openapi clean
+.PHONY: run test test-tools lint typecheck pytest openapi clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -31,7 +31,10 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed-run
 	$(BIN)/tumour-response serve
 
-test: $(VENV)/.installed-test lint typecheck pytest
+test: $(VENV)/.installed-test test-tools lint typecheck pytest
+
+test-tools:
+	bash tests/tools/install.sh
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

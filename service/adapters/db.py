@@ -346,6 +346,7 @@ def _lesion_row(document_id: int, position: int, lesion: LesionObservation) -> d
                 "scheme": finding.concept.scheme,
                 "meaning": finding.concept.meaning,
                 "value": finding.value,
+                "value_code": None if finding.code is None else _code_json(finding.code),
             }
             for finding in lesion.findings
         ],
@@ -402,7 +403,11 @@ def _lesion(row: AnyRow, measurements: tuple[Measurement, ...]) -> LesionObserva
         state=None if row.state is None else LesionState(row.state),
         measurements=measurements,
         findings=tuple(
-            QualitativeFinding(Code(f["code"], f["scheme"], f["meaning"]), f["value"])
+            QualitativeFinding(
+                Code(f["code"], f["scheme"], f["meaning"]),
+                f["value"],
+                None if f.get("value_code") is None else Code(*f["value_code"]),
+            )
             for f in row.findings
         ),
         merged_into=_merged_into(row),
@@ -428,3 +433,7 @@ def _measurement(row: AnyRow) -> Measurement:
         value=row.value,
         provenance=Provenance(row.path, row.referenced_sop_uid),
     )
+
+
+def _code_json(code: Code) -> list[str]:
+    return [code.value, code.scheme, code.meaning]

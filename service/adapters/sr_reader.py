@@ -461,7 +461,7 @@ def _read_group_code(group: _Group, path: str, concept: Code, value: Code, notes
         group.sites.append(value)
     elif key not in C.NOT_FINDINGS:
         shown = value.value if value.scheme.upper() == C.PROJECT_SCHEME else value.meaning
-        group.findings.append(QualitativeFinding(concept, shown or value.value))
+        group.findings.append(QualitativeFinding(concept, shown or value.value, value))
 
 
 def _observation(group: _Group, notes: _Notes) -> LesionObservation | None:

@@ -76,6 +76,17 @@ class Response(enum.Enum):
     PD = "PD"
     NE = "NE"
     NON_CR_NON_PD = "NON-CR/NON-PD"
+    # iRECIST (Seymour et al., Lancet Oncol 2017)
+    ICR = "iCR"
+    IPR = "iPR"
+    ISD = "iSD"
+    IUPD = "iUPD"
+    ICPD = "iCPD"
+    NON_ICR_NON_IUPD = "NON-iCR/NON-iUPD"
+    # Chun morphologic response (JAMA 2009)
+    OPTIMAL_MORPHOLOGIC = "OPTIMAL MORPHOLOGIC RESPONSE"
+    PARTIAL_MORPHOLOGIC = "PARTIAL MORPHOLOGIC RESPONSE"
+    ABSENT_MORPHOLOGIC = "ABSENT MORPHOLOGIC RESPONSE"
 
 
 # A DICOM PatientID without issuer and a FHIR identifier in this system name the
@@ -89,7 +100,12 @@ MAX_LENGTH_MM = Decimal(1000)
 
 @dataclass(frozen=True, slots=True)
 class Code:
-    """A coded concept: value, scheme (DICOM designator or FHIR system), meaning."""
+    """A coded concept: value, scheme, meaning.
+
+    The scheme is always the DICOM Coding Scheme Designator (``SCT``, ``DCM``,
+    ``NCIt``, ``LN``, ``99TR``...): readers of FHIR map code system URIs to it, so
+    concepts from both formats compare equal.
+    """
 
     value: str
     scheme: str
@@ -148,10 +164,15 @@ class Measurement:
 
 @dataclass(frozen=True, slots=True)
 class QualitativeFinding:
-    """A coded or textual statement about a lesion (morphology, ancillary sign)."""
+    """A coded or textual statement about a lesion (morphology, ancillary sign).
+
+    ``value`` is the text (a code's meaning, or the code itself in the project
+    scheme ``99TR``); ``code`` keeps the coded value when there is one.
+    """
 
     concept: Code
     value: str
+    code: Code | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +236,7 @@ class TimepointReport:
     label: str | None = None  # TID 1502 Time Point, when present
     study_uid: str | None = None
     warnings: tuple[str, ...] = ()
+    setting: ClinicalSetting | None = None  # from FHIR Condition / Medication resources
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +273,36 @@ class History:
         return tuple(lesion for lesion in self.lesions.values() if lesion.role in roles)
 
 
+class Primary(enum.Enum):
+    """The primary cancer, as far as the choice of criteria goes (contract section 2)."""
+
+    COLORECTAL = "colorectal"
+    GIST = "gist"
+    HCC = "hcc"
+    BREAST = "breast"
+    PANCREATIC = "pancreatic"
+    OTHER = "other"
+
+
+class Therapy(enum.Enum):
+    """The systemic therapy class, as far as the choice of criteria goes."""
+
+    CHEMOTHERAPY = "chemotherapy"
+    ANTI_VEGF = "anti-vegf"
+    TKI = "tki"
+    IMMUNOTHERAPY = "immunotherapy"
+    OTHER = "other"
+
+
+@dataclass(frozen=True, slots=True)
+class ClinicalSetting:
+    """The primary cancer and the therapies given (FHIR Condition / Medication*, or
+    the ``primary`` / ``therapy`` query parameters)."""
+
+    primary: Primary | None = None
+    therapies: frozenset[Therapy] = frozenset()
+
+
 @dataclass(frozen=True, slots=True)
 class AssessmentParameters:
     """The protocol choices of contract section 2 that change a verdict."""
@@ -259,6 +311,11 @@ class AssessmentParameters:
     confirm_min_days: int = 28
     sd_min_days: int = 42
     pr_persistence: bool = True
+    choi_hu_aggregation: str = "mean"  # or "size-weighted"
+    choi_size_reference: str = "baseline"  # or "nadir"
+    chun_patient_policy: str = "worst"  # or "majority"
+    mrecist_pd_5mm: bool = False
+    icpd_window_days: int = 56
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,7 +61,9 @@ def rich_report(uid: str = "1.2.826.0.1.1", day: date = BASELINE) -> TimepointRe
             Measurement(MeasurementKind.SHORT_AXIS, Decimal("1.2E+1")),
         ),
         findings=(
-            QualitativeFinding(Code("112176", "DCM", "Cavitation"), "present"),
+            QualitativeFinding(
+                Code("112176", "DCM", "Cavitation"), "present", Code("present", "99TR", "Present")
+            ),
             QualitativeFinding(Code("C0205", "99TR"), "rim enhancing"),
         ),
         slice_thickness_mm=Decimal("1.25"),

@@ -370,7 +370,9 @@ def test_other_group_codes_and_texts_are_qualitative_findings() -> None:
     (lesion,) = _read(dataset).lesions
 
     assert lesion.findings == (
-        QualitativeFinding(Code("6574001", "SCT", "Necrosis"), "present"),
+        QualitativeFinding(
+            Code("6574001", "SCT", "Necrosis"), "present", Code("present", "99TR", "Present")
+        ),
         QualitativeFinding(Code("121106", "DCM", "Comment"), "rim enhancing"),
     )
 
@@ -466,7 +468,11 @@ def test_the_highdicom_sample_with_multiple_groups_is_read() -> None:
         "1.3.6.1.4.1.5962.1.1.1.1.1.20040119072730.12322"
     )
     assert nodule.findings == (
-        QualitativeFinding(Code("121403", "DCM", "Level of Significance"), "Not significant"),
+        QualitativeFinding(
+            Code("121403", "DCM", "Level of Significance"),
+            "Not significant",
+            Code("371928007", "SCT", "Not significant"),
+        ),
     )
     assert lesions["Aorta0001"].values(MeasurementKind.DIAMETER) == (Decimal(20),)
     assert lesions["Image0001"].measurements == ()  # an IBSI histogram mean, not a ROI mean

@@ -7,6 +7,7 @@ GIL (performance.md sections 3.3 and 6).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -15,6 +16,7 @@ from fastapi.responses import Response
 from service import services
 from service.adapters import fhir_writer, sr_reader
 from service.adapters.db import open_store
+from service.config import Settings
 from service.domain.model import AssessmentParameters
 from service.entrypoints.api.deps import EngineDep, SettingsDep
 from service.entrypoints.api.errors import FHIR_JSON, HttpProblem
@@ -63,6 +65,18 @@ def _media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
+def _read_dicom(data: bytes, request: Request, settings: Settings) -> list[services.Inbound]:
+    """One SR in DICOM Part 10."""
+    report = sr_reader.read_sr(sr_reader.parse_dicom(data), patient_system=settings.patient_system)
+    return [services.Inbound(report, services.digest(data))]
+
+
+# Media type of the request body -> the reader turning it into reports.
+_READERS: dict[str, Callable[[bytes, Request, Settings], list[services.Inbound]]] = {
+    DICOM: _read_dicom,
+}
+
+
 @router.post(
     "/assessments",
     openapi_extra={"requestBody": _BODY},
@@ -89,14 +103,16 @@ async def post_assessments(
         bool, Query(description="a PR stays PR until PD or CR (RECIST Working Group FAQ)")
     ] = True,
 ) -> Response:
-    """Store the measurements of one SR and assess every timepoint it contains."""
+    """Store the measurements, then assess every timepoint they contain."""
     media_type = _media_type(request)
-    if media_type != DICOM:
+    reader = _READERS.get(media_type)
+    if reader is None:
         raise HttpProblem(
-            415, "not-supported", f"Content-Type {media_type or '(none)'} is not {DICOM}"
+            415,
+            "not-supported",
+            f"Content-Type {media_type or '(none)'} is not one of {', '.join(_READERS)}",
         )
-    data = await read_body(request, settings.max_dicom_body_bytes)
-    report = sr_reader.read_sr(sr_reader.parse_dicom(data), patient_system=settings.patient_system)
+    inbound = reader(await read_body(request, settings.max_dicom_body_bytes), request, settings)
     params = AssessmentParameters(
         confirmation=confirmation,
         confirm_min_days=confirm_min_days,
@@ -106,7 +122,7 @@ async def post_assessments(
     with open_store(engine) as store:
         bundle = services.assess_reports(
             store,
-            [services.Inbound(report, services.digest(data))],
+            inbound,
             criteria or [],
             params,
             base_url=f"{str(request.base_url).rstrip('/')}/fhir",

@@ -9,10 +9,12 @@ import pytest
 
 from service.domain.criteria import recist11
 from service.domain.model import (
+    Assessment,
     AssessmentParameters,
     LesionRole,
     LesionState,
     Response,
+    TimepointReport,
     TimepointResponse,
 )
 from tests.builders import history, lesion, node, report, tp
@@ -22,11 +24,11 @@ CR, PR, SD, PD, NE = Response.CR, Response.PR, Response.SD, Response.PD, Respons
 NON_CR = Response.NON_CR_NON_PD
 
 
-def assess(*reports, params: AssessmentParameters = DEFAULT):  # type: ignore[no-untyped-def]
+def assess(*reports: TimepointReport, params: AssessmentParameters = DEFAULT) -> Assessment:
     return recist11.assess(history(*reports), params)
 
 
-def last(*reports, params: AssessmentParameters = DEFAULT) -> TimepointResponse:  # type: ignore[no-untyped-def]
+def last(*reports: TimepointReport, params: AssessmentParameters = DEFAULT) -> TimepointResponse:
     return assess(*reports, params=params).responses[-1]
 
 
@@ -194,7 +196,7 @@ TABLE_1 = [
 
 
 @pytest.mark.parametrize(("target", "non_target", "new", "expected"), TABLE_1)
-def test_table_1_time_point_response(target, non_target, new, expected) -> None:  # type: ignore[no-untyped-def]
+def test_table_1_time_point_response(target, non_target, new, expected) -> None:
     assert recist11.overall_response(target, non_target, new) is expected
 
 
@@ -211,7 +213,7 @@ TABLE_2 = [
 
 
 @pytest.mark.parametrize(("non_target", "new", "expected"), TABLE_2)
-def test_table_2_non_target_disease_only(non_target, new, expected) -> None:  # type: ignore[no-untyped-def]
+def test_table_2_non_target_disease_only(non_target, new, expected) -> None:
     assert recist11.overall_response(None, non_target, new) is expected
 
 
@@ -250,7 +252,7 @@ TABLE_3 = [
 
 
 @pytest.mark.parametrize(("first", "then", "met", "not_met"), TABLE_3)
-def test_table_3_best_overall_response_with_confirmation(first, then, met, not_met) -> None:  # type: ignore[no-untyped-def]
+def test_table_3_best_overall_response_with_confirmation(first, then, met, not_met) -> None:
     if then is SD and first is CR:
         then = PD  # RECIST 1.1 3.4 step 3 turns the SD after a CR into PD
     start = date(2024, 1, 1)
