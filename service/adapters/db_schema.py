@@ -89,6 +89,8 @@ document = sa.Table(
     sa.Column("study_uid", sa.Text),
     sa.Column("warnings", sa.JSON, nullable=False),
     sa.Column("received_at", UtcDateTime, nullable=False),
+    sa.Column("setting", sa.JSON),  # ClinicalSetting, when the source carried one
+    sa.Column("dicom_context", sa.JSON),  # Patient/Study modules for SR write-back
     sa.PrimaryKeyConstraint("id", name="pk_document"),
     sa.ForeignKeyConstraint(
         ["patient_id", "tenant"],
@@ -161,4 +163,26 @@ timepoint_result = sa.Table(
         ["patient_id"], ["patient.id"], name="fk_timepoint_result_patient", ondelete="CASCADE"
     ),
     sa.UniqueConstraint("patient_id", "imaging_date", name="uq_timepoint_result_day"),
+)
+
+fhir_resource = sa.Table(
+    "fhir_resource",
+    metadata,
+    sa.Column("id", sa.Integer),
+    sa.Column("tenant", sa.String(64), nullable=False, server_default=DEFAULT_TENANT),
+    sa.Column("patient_id", sa.Integer),
+    sa.Column("resource_type", sa.String(64), nullable=False),
+    sa.Column("resource_id", sa.String(64), nullable=False),
+    sa.Column("identifier", sa.Text),  # "system|value" of a business identifier
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("last_updated", UtcDateTime, nullable=False),
+    sa.Column("effective_date", sa.Date),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+    sa.PrimaryKeyConstraint("id", name="pk_fhir_resource"),
+    sa.ForeignKeyConstraint(
+        ["patient_id"], ["patient.id"], name="fk_fhir_resource_patient", ondelete="CASCADE"
+    ),
+    sa.UniqueConstraint("tenant", "resource_type", "resource_id", name="uq_fhir_resource_id"),
+    sa.Index("ix_fhir_resource_patient", "tenant", "resource_type", "patient_id"),
+    sa.Index("ix_fhir_resource_identifier", "tenant", "resource_type", "identifier"),
 )
