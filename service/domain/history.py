@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
+from service.domain.advisor import merge_settings
 from service.domain.errors import NotEvaluable
 from service.domain.model import (
     History,
@@ -103,6 +104,7 @@ def build_history(reports: Iterable[TimepointReport]) -> History:
         lesions=lesions,
         timepoints=timepoints,
         warnings=tuple(warnings),
+        setting=merge_settings(report.setting for report in ordered),
     )
 
 

@@ -268,6 +268,7 @@ class History:
     lesions: dict[str, TrackedLesion]
     timepoints: tuple[Timepoint, ...]
     warnings: tuple[str, ...] = ()
+    setting: ClinicalSetting | None = None
 
     def with_role(self, *roles: LesionRole) -> tuple[TrackedLesion, ...]:
         return tuple(lesion for lesion in self.lesions.values() if lesion.role in roles)

@@ -1,13 +1,19 @@
 """RECIST 1.1 response assessment (Eisenhauer et al., Eur J Cancer 2009; criteria.md 3).
 
-The history is evaluated as a fold: each timepoint needs only the baseline sum,
-the nadir, the previous evaluable response and whether PR was already reached,
-so a timepoint's verdict never depends on anything after it.
+The history is evaluated as a fold: each timepoint needs only the baseline sum, the
+nadir, the previous evaluable response and whether PR was already reached
+(:class:`Progress`), so a timepoint's verdict never depends on a later one, except
+for an equivocal new lesion confirmed later, whose progression is dated back to its
+first sight (3.6).
+
+mRECIST and iRECIST reuse these functions: mRECIST through :class:`SizeRules`
+(another size per lesion, another PD clause), iRECIST by calling the component
+responses and keeping its own state.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
@@ -48,10 +54,26 @@ PD_MIN_ABSOLUTE_MM = Decimal(5)  # ... and at least 5 mm above it
 NODE_NORMAL_MM = Decimal(10)  # a node under this short axis is normal (3.4 step 2)
 
 Sizes = dict[str, Decimal | None]
+LesionSize = Callable[[TrackedLesion, LesionObservation | None], Decimal | None]
+BestOf = Callable[[Sequence[TimepointResponse], date, AssessmentParameters], Response]
 
 
 @dataclass(frozen=True, slots=True)
-class _Progress:
+class SizeRules:
+    """What a size-based criterion sums and how it thresholds the sum."""
+
+    criterion: str
+    name: str
+    size: LesionSize
+    pd_min_absolute_mm: Decimal
+    sum_name: str = "sum of diameters"
+
+
+RULES = SizeRules(CRITERION, "RECIST 1.1", lesion_size, PD_MIN_ABSOLUTE_MM)
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
     """What the next timepoint needs to know about the ones before it."""
 
     nadir: Decimal
@@ -61,7 +83,7 @@ class _Progress:
 
 
 @dataclass(frozen=True, slots=True)
-class _Disease:
+class Disease:
     """The patient's lesions by role, as RECIST uses them."""
 
     targets: tuple[TrackedLesion, ...]
@@ -69,38 +91,77 @@ class _Disease:
     new: tuple[TrackedLesion, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class NewLesions:
+    """New lesions seen at one timepoint (3.6), by tracked-lesion key."""
+
+    unequivocal: tuple[str, ...] = ()
+    equivocal: tuple[str, ...] = ()
+
+
 def assess(history: History, params: AssessmentParameters) -> Assessment:
     """Apply RECIST 1.1 to every timepoint of *history* (the first is baseline)."""
+    return assess_by_size(history, params, RULES)
+
+
+def assess_by_size(history: History, params: AssessmentParameters, rules: SizeRules) -> Assessment:
+    """The RECIST 1.1 algorithm with the lesion size and PD clause of *rules*."""
     baseline = history.timepoints[0]
-    disease, warnings = _disease(history, baseline)
-    baseline_sizes = _sizes(disease.targets, baseline)
-    baseline_sum = total(size for size in baseline_sizes.values() if size is not None)
-    responses = [_baseline_response(baseline, disease, baseline_sum)]
-    progress = _Progress(nadir=baseline_sum)
+    disease, warnings = classify(history, rules)
+    baseline_sizes = sizes(disease.targets, baseline, rules).values()
+    baseline_sum = total(s for s in baseline_sizes if s is not None)
+    responses = [baseline_response(baseline, disease, baseline_sum, rules)]
+    news: list[NewLesions] = [NewLesions()]
+    progress = Progress(nadir=baseline_sum)
     for timepoint in history.timepoints[1:]:
-        response, progress = _evaluate(timepoint, disease, baseline_sum, progress, params)
-        best = best_overall_response([*responses[1:], response], baseline.date, params)
-        responses.append(replace(response, best_overall=best))
+        response, new, progress = _evaluate(
+            timepoint, disease, baseline_sum, progress, params, rules
+        )
+        responses.append(response)
+        news.append(new)
+    responses = _date_back_confirmed_equivocal(responses, news, history)
     return Assessment(
-        criterion=CRITERION,
+        criterion=rules.criterion,
         patient=history.patient,
-        responses=tuple(responses),
+        responses=with_best_overall(responses, params),
         warnings=history.warnings + tuple(warnings),
     )
 
 
-def _disease(history: History, baseline: Timepoint) -> tuple[_Disease, list[str]]:
-    """Targets, non-targets and new lesions, with the baseline checks of 3.1."""
+def with_best_overall(
+    responses: Sequence[TimepointResponse],
+    params: AssessmentParameters,
+    best: BestOf | None = None,
+) -> tuple[TimepointResponse, ...]:
+    """Each on-study response with the best overall response up to its date."""
+    best = best or best_overall_response
+    baseline = responses[0].date
+    on_study = responses[1:]
+    return (
+        responses[0],
+        *(
+            replace(r, best_overall=best(on_study[: i + 1], baseline, params))
+            for i, r in enumerate(on_study)
+        ),
+    )
+
+
+def classify(history: History, rules: SizeRules) -> tuple[Disease, list[str]]:
+    """Targets, non-targets and new lesions, with the baseline checks of 3.1.
+
+    A declared target without a baseline size is followed as a non-target.
+    """
+    baseline = history.timepoints[0]
     warnings: list[str] = []
     targets: list[TrackedLesion] = []
     non_targets = list(history.with_role(LesionRole.NON_TARGET))
     per_organ: dict[str, int] = {}
     for lesion in history.with_role(LesionRole.TARGET):
         observation = baseline.observations.get(lesion.key)
-        size = lesion_size(lesion, observation)
+        size = rules.size(lesion, observation)
         if observation is None or size is None:
             warnings.append(
-                f"target {lesion.identity} has no baseline measurement; "
+                f"target {lesion.identity} has no baseline {rules.sum_name} value; "
                 "it is followed as a non-target"
             )
             non_targets.append(lesion)
@@ -117,7 +178,7 @@ def _disease(history: History, baseline: Timepoint) -> tuple[_Disease, list[str]
                 f"{count} targets in {organ}; RECIST 1.1 allows {MAX_TARGETS_PER_ORGAN} per organ"
             )
     new = tuple(lesion for lesion in history.lesions.values() if lesion.role.is_new)
-    return _Disease(tuple(targets), tuple(non_targets), new), warnings
+    return Disease(tuple(targets), tuple(non_targets), new), warnings
 
 
 def _site_key(lesion: TrackedLesion) -> str:
@@ -143,16 +204,16 @@ def _measurability_warnings(
     ]
 
 
-def _sizes(targets: Sequence[TrackedLesion], timepoint: Timepoint) -> Sizes:
+def sizes(targets: Sequence[TrackedLesion], timepoint: Timepoint, rules: SizeRules) -> Sizes:
     return {
-        lesion.key: lesion_size(lesion, timepoint.observations.get(lesion.key))
-        for lesion in targets
+        lesion.key: rules.size(lesion, timepoint.observations.get(lesion.key)) for lesion in targets
     }
 
 
-def _baseline_response(
-    baseline: Timepoint, disease: _Disease, baseline_sum: Decimal
+def baseline_response(
+    baseline: Timepoint, disease: Disease, baseline_sum: Decimal, rules: SizeRules
 ) -> TimepointResponse:
+    """The baseline has sums but no response."""
     sums = None
     explanation = [f"baseline {baseline.date}"]
     if disease.targets:
@@ -165,7 +226,7 @@ def _baseline_response(
             abs_from_nadir_mm=None,
         )
         explanation.append(
-            f"{len(disease.targets)} target lesion(s), baseline sum of diameters "
+            f"{len(disease.targets)} target lesion(s), baseline {rules.sum_name} "
             f"{display(baseline_sum)} mm"
         )
     explanation.append(f"{len(disease.non_targets)} non-target lesion(s)")
@@ -183,53 +244,76 @@ def _baseline_response(
 
 def _evaluate(
     timepoint: Timepoint,
-    disease: _Disease,
+    disease: Disease,
     baseline_sum: Decimal,
-    progress: _Progress,
+    progress: Progress,
     params: AssessmentParameters,
-) -> tuple[TimepointResponse, _Progress]:
+    rules: SizeRules,
+) -> tuple[TimepointResponse, NewLesions, Progress]:
     explanation: list[str] = []
     warnings: list[str] = []
     target: Response | None = None
     sums: SumOfDiameters | None = None
     if disease.targets:
-        sizes = _sizes(disease.targets, timepoint)
-        target, why = target_response(disease.targets, sizes, baseline_sum, progress, params)
+        now = sizes(disease.targets, timepoint, rules)
+        target, why = target_response(disease.targets, now, baseline_sum, progress, params, rules)
         explanation.append(why)
-        sums = _sums(sizes, baseline_sum, progress.nadir)
+        sums = sum_of_diameters(now, baseline_sum, progress.nadir)
+        if target is Response.PD and progress.previous_overall is Response.CR:
+            warnings.extend(_reimaging_advice(disease.targets, now))
     non_target = non_target_response(disease.non_targets, timepoint)
     if non_target is not None:
         explanation.append(f"non-target response {non_target.value}")
-    new_lesions, equivocal = new_lesion_progression(disease.new, timepoint)
-    if new_lesions:
-        explanation.append("unequivocal new lesion(s): progression (RECIST 1.1, 4.3.3)")
+    new = new_lesions(disease.new, timepoint)
+    if new.unequivocal:
+        explanation.append(
+            "unequivocal new lesion(s) "
+            + ", ".join(_names(disease.new, new.unequivocal))
+            + ": progression (RECIST 1.1, 4.3.3)"
+        )
     warnings.extend(
         f"equivocal new lesion {name}: not progression unless a later scan confirms it"
-        for name in equivocal
+        for name in _names(disease.new, new.equivocal)
     )
-    overall = overall_response(target, non_target, new_lesions)
+    overall = overall_response(target, non_target, bool(new.unequivocal))
     explanation.insert(0, f"overall response {overall.value}")
-    return (
-        TimepointResponse(
-            date=timepoint.date,
-            overall=overall,
-            target=target,
-            non_target=non_target,
-            new_lesions=new_lesions,
-            best_overall=None,
-            sums=sums,
-            explanation=tuple(explanation),
-            warnings=tuple(warnings),
-        ),
-        _advance(progress, timepoint.date, target, overall, sums, params),
+    response = TimepointResponse(
+        date=timepoint.date,
+        overall=overall,
+        target=target,
+        non_target=non_target,
+        new_lesions=bool(new.unequivocal),
+        best_overall=None,
+        sums=sums,
+        explanation=tuple(explanation),
+        warnings=tuple(warnings),
     )
+    return response, new, advance(progress, timepoint.date, target, overall, sums, params)
 
 
-def _sums(sizes: Sizes, baseline_sum: Decimal, nadir: Decimal) -> SumOfDiameters:
-    if any(size is None for size in sizes.values()):
-        current = None
-    else:
-        current = total(size for size in sizes.values() if size is not None)
+def _names(lesions: Sequence[TrackedLesion], keys: Sequence[str]) -> list[str]:
+    by_key = {lesion.key: lesion for lesion in lesions}
+    return [str(by_key[key].identity) for key in keys]
+
+
+def _reimaging_advice(targets: Sequence[TrackedLesion], now: Sizes) -> list[str]:
+    """RWG FAQ "Abnormal lymph node": one reappearing node alone deserves re-imaging."""
+    reappeared = [
+        lesion
+        for lesion in targets
+        if (size := now[lesion.key]) is not None and not _normal(lesion, size)
+    ]
+    if len(reappeared) == 1 and reappeared[0].is_nodal:
+        return [
+            f"progression rests on node {reappeared[0].identity} alone reappearing after CR: "
+            "consider re-imaging to confirm"
+        ]
+    return []
+
+
+def sum_of_diameters(now: Sizes, baseline_sum: Decimal, nadir: Decimal) -> SumOfDiameters:
+    """The sums and changes of 3.3; None where a target is missing."""
+    current = None if None in now.values() else total(s for s in now.values() if s is not None)
     return SumOfDiameters(
         current_mm=current,
         baseline_mm=baseline_sum,
@@ -240,14 +324,14 @@ def _sums(sizes: Sizes, baseline_sum: Decimal, nadir: Decimal) -> SumOfDiameters
     )
 
 
-def _advance(
-    progress: _Progress,
+def advance(
+    progress: Progress,
     day: date,
     target: Response | None,
     overall: Response,
     sums: SumOfDiameters | None,
     params: AssessmentParameters,
-) -> _Progress:
+) -> Progress:
     """The nadir excludes NE timepoints (3.3); PR persistence needs the first PR."""
     nadir = progress.nadir
     if sums is not None and sums.current_mm is not None:
@@ -259,58 +343,70 @@ def _advance(
             first_pr = day
         elif first_pr is not None and (day - first_pr).days >= params.confirm_min_days:
             pr_confirmed = True
-    return _Progress(
-        nadir=nadir,
-        previous_overall=overall if overall is not Response.NE else progress.previous_overall,
-        first_pr=first_pr,
-        pr_confirmed=pr_confirmed,
+    previous = overall if overall is not Response.NE else progress.previous_overall
+    return Progress(
+        nadir=nadir, previous_overall=previous, first_pr=first_pr, pr_confirmed=pr_confirmed
+    )
+
+
+def pd_by_sum(value: Decimal, nadir: Decimal, rules: SizeRules = RULES) -> bool:
+    """At least 20 % over the nadir and at least the absolute clause (3.4 step 4).
+
+    An increase is always required, so a criterion without the absolute clause
+    (mRECIST) never calls an unchanged zero sum progression.
+    """
+    increase = value - nadir
+    return (
+        increase > 0
+        and increase >= rules.pd_min_absolute_mm
+        and at_least_percent_above(value, nadir, PD_INCREASE_PERCENT)
     )
 
 
 def target_response(
     targets: Sequence[TrackedLesion],
-    sizes: Sizes,
+    now: Sizes,
     baseline_sum: Decimal,
-    progress: _Progress,
+    progress: Progress,
     params: AssessmentParameters,
+    rules: SizeRules = RULES,
 ) -> tuple[Response, str]:
     """Target-lesion response in the order of criteria.md 3.4, with its reason."""
     nadir = progress.nadir
-    known = total(size for size in sizes.values() if size is not None)
-    missing = [str(lesion.identity) for lesion in targets if sizes[lesion.key] is None]
-    pd_by_sum = known - nadir >= PD_MIN_ABSOLUTE_MM and at_least_percent_above(
-        known, nadir, PD_INCREASE_PERCENT
-    )
-    numbers = f"sum {display(known)} mm, nadir {display(nadir)} mm"
+    known = total(size for size in now.values() if size is not None)
+    missing = [str(lesion.identity) for lesion in targets if now[lesion.key] is None]
+    pd = pd_by_sum(known, nadir, rules)
+    numbers = f"{rules.sum_name} {display(known)} mm, nadir {display(nadir)} mm"
     # Step 1: missing targets make NE unless the known ones already prove PD.
     if missing:
-        if pd_by_sum:
+        if pd:
             return Response.PD, (
                 f"target PD although {', '.join(missing)} not assessed: the assessed "
-                f"targets alone are >= 20 % and >= 5 mm over the nadir ({numbers})"
+                f"targets alone are >= {PD_INCREASE_PERCENT} % and >= "
+                f"{display(rules.pd_min_absolute_mm)} mm over the nadir ({numbers})"
             )
         return Response.NE, f"target NE: {', '.join(missing)} not assessed"
     # Step 2: CR — non-nodal targets gone, nodes under 10 mm short axis.
-    if all(_normal(lesion, sizes[lesion.key]) for lesion in targets):
+    if all(_normal(lesion, now[lesion.key]) for lesion in targets):
         return Response.CR, (
             f"target CR: non-nodal targets disappeared and nodal targets < "
             f"{NODE_NORMAL_MM} mm short axis ({numbers})"
         )
     # Step 3: reappearance after CR is PD whatever the sum.
     if progress.previous_overall is Response.CR:
-        return Response.PD, (f"target PD: disease reappeared after a complete response ({numbers})")
+        return Response.PD, f"target PD: disease reappeared after a complete response ({numbers})"
     # Step 4: PD by sum — at least 20 % and at least 5 mm over the nadir.
-    if pd_by_sum:
+    if pd:
         change = percent_change(known, nadir)
         return Response.PD, (
             f"target PD: {numbers}, +{display(known - nadir)} mm"
             + (f" (+{display(change)} %)" if change is not None else "")
-            + f" >= {PD_INCREASE_PERCENT} % and >= {PD_MIN_ABSOLUTE_MM} mm"
+            + f" >= {PD_INCREASE_PERCENT} % and >= {display(rules.pd_min_absolute_mm)} mm"
         )
     # Step 5: PR — at least 30 % below the baseline sum.
     from_baseline = percent_change(known, baseline_sum)
     vs_baseline = (
-        f"sum {display(known)} mm vs baseline {display(baseline_sum)} mm "
+        f"{rules.sum_name} {display(known)} mm vs baseline {display(baseline_sum)} mm "
         f"({display(from_baseline)} %)"
     )
     if at_least_percent_below(known, baseline_sum, PR_DECREASE_PERCENT):
@@ -371,15 +467,13 @@ def _non_target_gone(lesion: TrackedLesion, observation: LesionObservation | Non
     return size < NODE_NORMAL_MM if lesion.is_nodal else size == 0
 
 
-def new_lesion_progression(
-    new: Sequence[TrackedLesion], timepoint: Timepoint
-) -> tuple[bool, list[str]]:
-    """Whether an unequivocal new lesion is seen, and the equivocal ones (3.6).
+def new_lesions(new: Sequence[TrackedLesion], timepoint: Timepoint) -> NewLesions:
+    """The new lesions seen at *timepoint*, unequivocal or equivocal (3.6).
 
-    A new node under 10 mm short axis is not a lesion (RWG FAQ "New lymph node
-    lesions").
+    A new node under 10 mm short axis is not a lesion; one of 10 to < 15 mm is
+    equivocal until the next assessment (RWG FAQ "New lymph node lesions").
     """
-    unequivocal = False
+    unequivocal: list[str] = []
     equivocal: list[str] = []
     for lesion in new:
         observation = timepoint.observations.get(lesion.key)
@@ -389,14 +483,48 @@ def new_lesion_progression(
         ):
             continue
         if observation.state is LesionState.EQUIVOCAL:
-            equivocal.append(str(lesion.identity))
+            equivocal.append(lesion.key)
             continue
-        if lesion.is_nodal:
-            short_axis = observation.short_axis_mm
-            if short_axis is not None and short_axis < NODE_NORMAL_MM:
+        short_axis = observation.short_axis_mm if lesion.is_nodal else None
+        if short_axis is not None and short_axis < NODE_NORMAL_MM:
+            continue
+        if (
+            short_axis is not None
+            and short_axis < MIN_MEASURABLE_NODE_MM
+            and observation.state is not LesionState.UNEQUIVOCAL_PROGRESSION
+        ):
+            equivocal.append(lesion.key)
+            continue
+        unequivocal.append(lesion.key)
+    return NewLesions(tuple(unequivocal), tuple(equivocal))
+
+
+def _date_back_confirmed_equivocal(
+    responses: list[TimepointResponse], news: list[NewLesions], history: History
+) -> list[TimepointResponse]:
+    """An equivocal new lesion later confirmed makes PD from its first sight (3.6)."""
+    revised = list(responses)
+    first_equivocal: dict[str, int] = {}
+    for index, new in enumerate(news):
+        for key in new.equivocal:
+            first_equivocal.setdefault(key, index)
+        for key in new.unequivocal:
+            first = first_equivocal.pop(key, None)
+            if first is None or revised[first].overall is Response.PD:
                 continue
-        unequivocal = True
-    return unequivocal, equivocal
+            name = history.lesions[key].identity
+            revised[first] = replace(
+                revised[first],
+                overall=Response.PD,
+                new_lesions=True,
+                explanation=(
+                    f"overall response PD (revised): equivocal new lesion {name} was "
+                    f"confirmed on {responses[index].date}; progression is dated to its "
+                    f"first observation (RECIST 1.1, 4.3.3)",
+                    *revised[first].explanation[1:],
+                ),
+            )
+    return revised
 
 
 def overall_response(
