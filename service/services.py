@@ -10,12 +10,15 @@ from datetime import date
 
 from service.adapters import fhir_writer
 from service.adapters.db import Store
+from service.domain.advisor import Recommendation, merge_settings, recommend
+from service.domain.commentary import commentary
 from service.domain.criteria import CRITERIA
 from service.domain.errors import UnsupportedInput
 from service.domain.history import build_history
 from service.domain.model import (
     Assessment,
     AssessmentParameters,
+    ClinicalSetting,
     History,
     PatientIdentity,
     TimepointReport,
@@ -37,16 +40,20 @@ def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def choose_criteria(requested: Sequence[str]) -> tuple[str, ...]:
-    """The criteria to apply: RECIST 1.1 first, then the requested others, once each."""
+def choose_criteria(
+    requested: Sequence[str], recommendations: Sequence[Recommendation]
+) -> tuple[str, ...]:
+    """The criteria to apply: RECIST 1.1 first, then the requested others (by default
+    the advisor's), once each."""
     unknown = sorted(set(requested) - CRITERIA.keys())
     if unknown:
         raise UnsupportedInput(
-            f"unknown or not yet supported criterion {', '.join(map(repr, unknown))}; "
+            f"unknown criterion {', '.join(map(repr, unknown))}; "
             f"supported: {', '.join(sorted(CRITERIA))}",
             expression="criteria",
         )
-    return tuple(dict.fromkeys([PRIMARY_CRITERION, *requested]))
+    wanted = requested or [r.criterion for r in recommendations]
+    return tuple(dict.fromkeys([PRIMARY_CRITERION, *wanted]))
 
 
 def assess_reports(
@@ -55,14 +62,17 @@ def assess_reports(
     criteria: Sequence[str],
     params: AssessmentParameters,
     base_url: str,
+    setting: ClinicalSetting | None = None,
 ) -> fhir_writer.Resource:
     """Store the reports, then assess every timepoint they contain.
 
     Returns a ``collection`` Bundle: for each timepoint of the input, in date
     order, its DiagnosticReport (evaluated on the patient's stored history up to
-    that date), the result Observations and the lesions' BodyStructures.
+    that date), the result Observations and the lesions' BodyStructures. *setting*
+    (the ``primary`` / ``therapy`` parameters) completes what the sources say of the
+    clinical setting; without *criteria* the advisor chooses them from it.
     """
-    chosen = choose_criteria(criteria)
+    choose_criteria(criteria, ())  # refuse unknown criteria before storing anything
     for item in inbound:
         store.add_report(item.report, item.digest)
     days_by_patient: dict[PatientIdentity, set[date]] = {}
@@ -71,8 +81,13 @@ def assess_reports(
     dated: list[tuple[date, list[fhir_writer.Resource]]] = []
     for patient, days in days_by_patient.items():
         history = build_history(store.reports(patient))
-        assessments = [CRITERIA[name](history, params) for name in chosen]
-        dated.extend((day, _timepoint(store, history, assessments, day)) for day in sorted(days))
+        advice = recommend(merge_settings([history.setting, setting]))
+        assessments = [
+            CRITERIA[name](history, params) for name in choose_criteria(criteria, advice)
+        ]
+        dated.extend(
+            (day, _timepoint(store, history, assessments, day, advice)) for day in sorted(days)
+        )
     dated.sort(key=lambda pair: pair[0])
     return fhir_writer.collection_bundle(
         (resource for _day, resources in dated for resource in resources), base_url
@@ -80,14 +95,19 @@ def assess_reports(
 
 
 def _timepoint(
-    store: Store, history: History, assessments: Sequence[Assessment], day: date
+    store: Store,
+    history: History,
+    assessments: Sequence[Assessment],
+    day: date,
+    advice: Sequence[Recommendation],
 ) -> list[fhir_writer.Resource]:
     """One timepoint's resources, its report stamped with the stored version.
 
     The version changes only when the content does (contract section 4:
     re-assessment replaces the report with a new ``meta.versionId``).
     """
-    resources = fhir_writer.timepoint_resources(history, assessments, day)
+    notes = commentary(history, assessments, day, advice)
+    resources = fhir_writer.timepoint_resources(history, assessments, day, notes)
     body = fhir_writer.dumps({"resources": resources})
     stored = store.put_result(history.patient, day, digest(body), body)
     resources[0] = fhir_writer.stamp_report(resources[0], stored.version, stored.issued)

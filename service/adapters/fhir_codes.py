@@ -42,10 +42,20 @@ RESPONSE_CODE: dict[Response, tuple[str, str]] = {
     Response.PD: ("C35571", "Progressive Disease"),
     Response.NE: ("C62222", "Not Evaluable"),
     Response.NON_CR_NON_PD: ("C96700", "Non-CR/Non-PD"),
+    Response.ICR: ("C142357", "iCR"),
+    Response.IPR: ("C142358", "iPR"),
+    Response.ISD: ("C142359", "iSD"),
+    Response.IUPD: ("C142360", "iUPD"),
+    Response.ICPD: ("C142356", "iCPD"),
+    Response.NON_ICR_NON_IUPD: ("C142361", "Non-iCR/Non-iUPD"),
+    Response.OPTIMAL_MORPHOLOGIC: ("C123601", "Optimal Morphologic Response"),
+    Response.PARTIAL_MORPHOLOGIC: ("C123602", "Partial Morphologic Response"),
+    Response.ABSENT_MORPHOLOGIC: ("C123571", "Absent Morphologic Response"),
 }
 
 # Result Observation codes, NCIt (CDISC C96782 test codes and TR derived results).
 OVERALL_RESPONSE = ("C96613", "Overall Response")
+MORPHOLOGIC_RESPONSE = ("C123625", "Morphologic Response")
 TARGET_RESPONSE = ("C94534", "Target Response")
 NON_TARGET_RESPONSE = ("C94535", "Non-target Response")
 NEW_LESION_PROGRESSION = ("C103420", "New Lesion Progression")

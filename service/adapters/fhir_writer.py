@@ -46,6 +46,7 @@ _ROLE_TEXT = {
     LesionRole.NEW_TARGET: "New lesion (target, iRECIST NLT)",
     LesionRole.NEW_NON_TARGET: "New lesion (non-target, iRECIST NLNT)",
 }
+CHUN = "chun"
 _SCHEME_SYSTEM = {"SCT": fc.SNOMED, "DCM": fc.DCM, "LN": fc.LOINC, "NCIt": fc.NCIT}
 
 
@@ -56,10 +57,14 @@ def resource_id(patient: PatientIdentity, *parts: object) -> str:
 
 
 def timepoint_resources(
-    history: History, assessments: Sequence[Assessment], day: date
+    history: History,
+    assessments: Sequence[Assessment],
+    day: date,
+    commentary: Sequence[str] = (),
 ) -> list[Resource]:
     """The DiagnosticReport of one timepoint, then its results, then the lesions.
 
+    *commentary* (ancillary findings, flags, recommendations) ends the conclusion.
     ``issued`` and ``meta.versionId`` are left for :func:`stamp_report`: they
     depend on what is already stored.
     """
@@ -81,7 +86,7 @@ def timepoint_resources(
             results.append(_tumor_size(patient, lesion, observation, day, status))
     for resource in results:
         resource["subject"] = subject
-    report = _diagnostic_report(history, assessments, day, status, results)
+    report = _diagnostic_report(history, assessments, day, status, results, commentary)
     return [report, *results, *(_body_structure(patient, lesion) for lesion in lesions)]
 
 
@@ -163,15 +168,18 @@ def _response_observations(
         }
 
     found: list[Resource] = []
+    overall_code = (
+        fc.MORPHOLOGIC_RESPONSE if criterion == CHUN else fc.OVERALL_RESPONSE
+    )  # contract section 4: Chun reports a morphologic response
     coded = (
-        (fc.OVERALL_RESPONSE, response.overall),
+        (overall_code, response.overall),
         (fc.TARGET_RESPONSE, response.target),
         (fc.NON_TARGET_RESPONSE, response.non_target),
     )
     for code, category in coded:
         if category is not None:
             found.append(observation(code, {"valueCodeableConcept": _response_concept(category)}))
-    if response.overall is not None:
+    if response.overall is not None and criterion != CHUN:
         found.append(observation(fc.NEW_LESION_PROGRESSION, {"valueBoolean": response.new_lesions}))
     if response.best_overall is not None:
         found.append(
@@ -254,8 +262,13 @@ def _tumor_size(
         "effectiveDateTime": day.isoformat(),
         "component": _size_components(observation),
     }
-    if observation.state is not None:
-        resource["note"] = [{"text": f"lesion state: {observation.state.value}"}]
+    notes = [f"lesion state: {observation.state.value}"] if observation.state else []
+    notes.extend(
+        f"{finding.concept.meaning or finding.concept.value}: {finding.value}"
+        for finding in observation.findings
+    )
+    if notes:
+        resource["note"] = [{"text": text} for text in notes]
     return resource
 
 
@@ -313,10 +326,11 @@ def _diagnostic_report(
     day: date,
     status: str,
     results: list[Resource],
+    commentary: Sequence[str],
 ) -> Resource:
     patient = history.patient
     names = ", ".join(fc.CRITERION_METHOD[a.criterion][1] for a in assessments)
-    conclusion = _conclusion(history, assessments, day)
+    conclusion = _conclusion(history, assessments, day, commentary)
     report_id = resource_id(patient, day, "diagnostic-report")
     codes = [
         _response_concept(overall)
@@ -355,8 +369,11 @@ def _diagnostic_report(
     return report
 
 
-def _conclusion(history: History, assessments: Sequence[Assessment], day: date) -> list[str]:
-    """One line per criterion with the numbers that decided it, then the warnings."""
+def _conclusion(
+    history: History, assessments: Sequence[Assessment], day: date, commentary: Sequence[str]
+) -> list[str]:
+    """One line per criterion with the numbers that decided it, the commentary, then
+    the warnings."""
     lines: list[str] = []
     warnings: list[str] = list(history.warnings)
     for assessment in assessments:
@@ -371,5 +388,6 @@ def _conclusion(history: History, assessments: Sequence[Assessment], day: date) 
         lines.append(f"{name}: {verdict}{best}. " + "; ".join(response.explanation) + ".")
         warnings.extend(w for w in assessment.warnings if w not in warnings)
         warnings.extend(response.warnings)
+    lines.extend(commentary)
     lines.extend(f"Warning: {warning}" for warning in warnings)
     return lines

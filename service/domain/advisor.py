@@ -22,7 +22,7 @@ class Recommendation:
 
 
 ALWAYS = Recommendation(
-    "recist-1.1", "RECIST 1.1 is the standard for every setting (ESGAR/ESR Essentials 2025)"
+    "recist-1.1", "the standard in every setting (ESGAR/ESR Essentials 2025)"
 )
 
 
