@@ -16,6 +16,7 @@ from service.domain.model import (
     Measurement,
     MeasurementKind,
     PatientIdentity,
+    QualitativeFinding,
     SourceDocument,
     TimepointReport,
 )
@@ -28,7 +29,7 @@ LYMPH_NODE = Code("59441001", "SCT", "Lymph node")
 
 def lesion(
     label: str,
-    long: float | str | None = None,
+    long: float | str | Decimal | None = None,
     *,
     short: float | str | None = None,
     role: LesionRole | None = None,
@@ -36,14 +37,27 @@ def lesion(
     site: Code = LIVER,
     uid: str | None = None,
     fragments: tuple[float | str, ...] = (),
+    hu: float | str | None = None,
+    viable: float | str | None = None,
+    findings: dict[str, str] | None = None,
 ) -> LesionObservation:
-    """One lesion observation; lengths in mm (strings keep exact decimals)."""
+    """One lesion observation; lengths in mm (strings keep exact decimals).
+
+    *findings* maps a sign to its value, e.g. ``{"necrosis": "new", "chun-group": "1"}``
+    (keys: SNOMED signs by name, or project concepts of contract section 3).
+    """
     measurements = [
         Measurement(MeasurementKind.LONG_AXIS, Decimal(str(value)))
         for value in ((long,) if long is not None else ()) + fragments
     ]
-    if short is not None:
-        measurements.append(Measurement(MeasurementKind.SHORT_AXIS, Decimal(str(short))))
+    optional = (
+        (MeasurementKind.SHORT_AXIS, short),
+        (MeasurementKind.MEAN_ATTENUATION, hu),
+        (MeasurementKind.VIABLE_LONG_AXIS, viable),
+    )
+    measurements.extend(
+        Measurement(kind, Decimal(str(value))) for kind, value in optional if value is not None
+    )
     return LesionObservation(
         identity=LesionIdentity(tracking_uid=uid, tracking_id=label),
         role=role,
@@ -51,7 +65,27 @@ def lesion(
         is_nodal=site == LYMPH_NODE,
         state=state,
         measurements=tuple(measurements),
+        findings=tuple(_finding(name, value) for name, value in (findings or {}).items()),
     )
+
+
+_SIGN_CONCEPTS = {
+    "necrosis": Code("6574001", "SCT", "Necrosis"),
+    "fibrosis": Code("112674009", "SCT", "Fibrosis"),
+    "calcification": Code("18115005", "SCT", "Pathologic calcification"),
+    "haemorrhage": Code("50960005", "SCT", "Hemorrhage"),
+    "cystic change": Code("367643001", "SCT", "Cyst"),
+}
+
+
+def _finding(name: str, value: str) -> QualitativeFinding:
+    if name == "attenuation":
+        code = {"homogeneous": "112160", "inhomogeneous": "112161"}[value]
+        return QualitativeFinding(
+            Code("attenuation", "99TR"), value, Code(code, "DCM", value.capitalize())
+        )
+    concept = _SIGN_CONCEPTS.get(name, Code(name, "99TR"))
+    return QualitativeFinding(concept, value)
 
 
 def node(label: str, short: float | str, **kwargs: object) -> LesionObservation:

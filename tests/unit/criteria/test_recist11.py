@@ -17,7 +17,7 @@ from service.domain.model import (
     TimepointReport,
     TimepointResponse,
 )
-from tests.builders import history, lesion, node, report, tp
+from tests.builders import LUNG, history, lesion, node, report, tp
 
 DEFAULT = AssessmentParameters()
 CR, PR, SD, PD, NE = Response.CR, Response.PR, Response.SD, Response.PD, Response.NE
@@ -277,3 +277,64 @@ def test_sd_counts_only_after_the_minimum_duration() -> None:
     assert recist11.best_overall_response(_responses((41, SD)), start, DEFAULT) is NE
     assert recist11.best_overall_response(_responses((42, SD)), start, DEFAULT) is SD
     assert recist11.best_overall_response(_responses((41, SD), (50, PD)), start, DEFAULT) is PD
+
+
+def test_an_equivocal_new_lesion_confirmed_later_dates_pd_back_to_first_sight() -> None:
+    responses = assess(
+        tp("2024-01-01", 30),
+        report("2024-03-01", lesion("T1", 30), lesion("New 1", 6, state=LesionState.EQUIVOCAL)),
+        report("2024-05-01", lesion("T1", 30), lesion("New 1", 12)),
+    ).responses
+    assert [r.overall for r in responses[1:]] == [PD, PD]
+    assert "confirmed on 2024-05-01" in responses[1].explanation[0]
+    assert responses[2].best_overall is PD
+
+
+def test_an_equivocal_new_lesion_that_resolves_never_counts() -> None:
+    responses = assess(
+        tp("2024-01-01", 30),
+        report("2024-03-01", lesion("T1", 30), lesion("New 1", 6, state=LesionState.EQUIVOCAL)),
+        report("2024-05-01", lesion("T1", 30), lesion("New 1", state=LesionState.ABSENT)),
+    ).responses
+    assert [r.overall for r in responses[1:]] == [SD, SD]
+
+
+def test_a_new_node_of_10_to_15mm_alone_is_equivocal() -> None:
+    response = last(tp("2024-01-01", 30), report("2024-03-01", lesion("T1", 30), node("N1", 12)))
+    assert response.overall is SD
+    assert any("equivocal new lesion N1" in w for w in response.warnings)
+
+
+def test_a_single_node_reappearing_after_cr_advises_reimaging() -> None:
+    responses = assess(
+        report("2024-01-01", node("T1", 20)),
+        report("2024-03-01", node("T1", 8)),
+        report("2024-05-01", node("T1", 11)),
+    ).responses
+    assert [r.overall for r in responses[1:]] == [CR, PD]
+    assert any("re-imaging" in w for w in responses[2].warnings)
+
+
+def test_a_target_without_baseline_size_is_followed_as_non_target() -> None:
+    assessment = assess(
+        report("2024-01-01", lesion("T1", 30), lesion("T2", state=LesionState.PRESENT)),
+        report("2024-03-01", lesion("T1", 20), lesion("T2", state=LesionState.PRESENT)),
+    )
+    assert any("followed as a non-target" in w for w in assessment.warnings)
+    assert assessment.responses[-1].non_target is NON_CR
+
+
+def test_baseline_validation_warns_on_unmeasurable_and_too_many_targets() -> None:
+    assessment = assess(
+        report(
+            "2024-01-01",
+            *(lesion(f"T{i}", 20) for i in range(1, 4)),
+            lesion("T4", 8),
+            node("T5", 12),
+            lesion("T6", 20, site=LUNG),
+        )
+    )
+    text = " | ".join(assessment.warnings)
+    assert "6 targets at baseline" in text
+    assert "4 targets in Liver" in text
+    assert "T4 is not measurable" in text and "T5 is not measurable" in text
