@@ -62,6 +62,15 @@ _TUMOR_STATE = hd.sr.CodedConcept("C96643", "NCIt", "Tumor State")
 _RECIST_11 = hd.sr.CodedConcept("126081", "DCM", "RECIST 1.1")
 _TRACKING_ID = hd.sr.CodedConcept("112039", "DCM", "Tracking Identifier")
 _TRACKING_UID = hd.sr.CodedConcept("112040", "DCM", "Tracking Unique Identifier")
+_VIABLE = hd.sr.CodedConcept("viable-long-axis", "99TR", "Viable long axis")
+# Contract section 3: SNOMED concepts of the ancillary findings; others are 99TR concepts.
+_FINDING_CONCEPTS = {
+    "necrosis": hd.sr.CodedConcept("6574001", "SCT", "Necrosis"),
+    "fibrosis": hd.sr.CodedConcept("112674009", "SCT", "Fibrosis"),
+    "calcification": hd.sr.CodedConcept("18115005", "SCT", "Pathologic calcification"),
+    "haemorrhage": hd.sr.CodedConcept("50960005", "SCT", "Hemorrhage"),
+    "cystic change": hd.sr.CodedConcept("367643001", "SCT", "Cyst"),
+}
 
 
 @dataclass(frozen=True)
@@ -77,6 +86,8 @@ class LesionSpec:
     tracking_uid: str | None = None  # default: derived from patient id + tracking_id
     mean_hu: float | None = None
     merged_into: str | None = None  # tracking_id of the lesion a MERGED lesion joined
+    viable_mm: float | None = None  # mRECIST viable long axis (99TR viable-long-axis)
+    findings: tuple[tuple[str, str], ...] = ()  # (sign, value): ("necrosis", "new"), ...
 
 
 def tracking_uid(patient_id: str, tracking_id: str) -> str:
@@ -187,6 +198,10 @@ def _measurements(lesion: LesionSpec) -> list[hd.sr.Measurement]:
         )
         if value is not None
     ]
+    if lesion.viable_mm is not None:
+        found.append(
+            hd.sr.Measurement(name=_VIABLE, value=lesion.viable_mm, unit=codes.UCUM.Millimeter)
+        )
     if lesion.mean_hu is not None:
         found.append(
             hd.sr.Measurement(
@@ -205,6 +220,13 @@ def _evaluations(lesion: LesionSpec, patient_id: str) -> list[hd.sr.QualitativeE
         found.append(hd.sr.QualitativeEvaluation(_BASELINE_CATEGORY, _ROLES[lesion.role]))
     if lesion.state is not None:
         found.append(_state(lesion, patient_id))
+    found.extend(
+        hd.sr.QualitativeEvaluation(
+            _FINDING_CONCEPTS.get(sign) or hd.sr.CodedConcept(sign, "99TR", sign),
+            hd.sr.CodedConcept(value, "99TR", value.capitalize()),
+        )
+        for sign, value in lesion.findings
+    )
     return found
 
 

@@ -97,3 +97,38 @@ async def test_an_unknown_setting_value_is_400(
     response = await client.post("/assessments", content=body, headers=DICOM, params=params)
     assert response.status_code == 400
     assert response.json()["issue"][0]["expression"] == [expression]
+
+
+async def _post_lesion(
+    client: httpx.AsyncClient, day: str, spec: LesionSpec, **params: Any
+) -> dict[str, Any]:
+    body = sr_bytes(make_sr(patient_id="CRIT-3", study_date=day, lesions=[spec]))
+    response = await client.post("/assessments", content=body, headers=DICOM, params=params)
+    assert response.status_code == 200, response.text
+    bundle: dict[str, Any] = response.json()
+    validate_bundle(bundle)
+    return bundle
+
+
+async def test_chun_reads_morphology_groups_from_the_sr(client: httpx.AsyncClient) -> None:
+    await _post_lesion(client, "20240101", LesionSpec("T1", 40, findings=(("chun-group", "3"),)))
+    bundle = await _post_lesion(
+        client,
+        "20240301",
+        LesionSpec("T1", 38, findings=(("chun-group", "1"), ("necrosis", "new"))),
+        primary="colorectal",
+        therapy=["chemotherapy", "anti-vegf"],
+    )
+    assert _overall(bundle, "C123625") == {"C126048": "C123601"}  # optimal morphologic
+    assert _overall(bundle)["C124415"] == "C18213"  # RECIST SD
+    conclusion = bundle["entry"][0]["resource"]["conclusion"]
+    assert "T1: necrosis new" in conclusion
+    assert "Possible responder: RECIST 1.1 SD with -5 %" in conclusion
+
+
+async def test_mrecist_reads_viable_diameters_from_the_sr(client: httpx.AsyncClient) -> None:
+    await _post_lesion(client, "20240101", LesionSpec("T1", 40, viable_mm=30))
+    bundle = await _post_lesion(
+        client, "20240301", LesionSpec("T1", 40, viable_mm=20), criteria="mrecist"
+    )
+    assert _overall(bundle) == {"C124415": "C18213", "C126032": "C18058"}
