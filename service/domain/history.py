@@ -163,6 +163,12 @@ def _assign_roles(
             role = LesionRole.NEW
         if day != baseline and role is None:
             role = LesionRole.NEW
+        if day == baseline and role is not None and role.is_new:
+            warnings.append(
+                f"lesion {linker.identity[key]} is labelled {role.value} at baseline, where "
+                "nothing is new; it is followed as a non-target"
+            )
+            role = LesionRole.NON_TARGET
         if role is not None:
             roles[key] = role
     unassigned = [key for key in by_date[baseline] if key not in roles]

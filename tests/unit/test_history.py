@@ -114,3 +114,9 @@ def test_reports_of_one_date_form_one_timepoint_in_date_order() -> None:
 def test_no_reports_is_not_evaluable() -> None:
     with pytest.raises(NotEvaluable):
         build_history([])
+
+
+def test_a_lesion_labelled_new_at_baseline_is_a_non_target() -> None:
+    built = history(report("2024-01-01", lesion("T1", 30), lesion("New 1", 12)))
+    assert built.lesions["label:New 1"].role is LesionRole.NON_TARGET
+    assert any("where nothing is new" in warning for warning in built.warnings)
