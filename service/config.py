@@ -29,4 +29,27 @@ class Settings(BaseSettings):
     max_dicom_body_bytes: int = Field(
         default=64 * MIB, description="largest accepted application/dicom request body"
     )
+    dimse_host: str = Field(default="127.0.0.1", description="address the C-STORE SCP binds to")
+    dimse_port: int = Field(
+        default=11112, ge=0, le=65535, description="C-STORE/C-ECHO SCP port; 0 = no listener"
+    )
+    dimse_ae_title: str = Field(
+        default="TUMOUR_RESPONSE", min_length=1, max_length=16, description="our AE title"
+    )
+    dimse_acse_timeout: float = Field(default=30, gt=0, description="ACSE timeout, seconds")
+    dimse_dimse_timeout: float = Field(default=30, gt=0, description="DIMSE timeout, seconds")
+    dimse_network_timeout: float = Field(default=60, gt=0, description="network timeout, seconds")
+    dimse_max_associations: int = Field(
+        default=10, ge=1, description="simultaneous DIMSE associations"
+    )
+    stow_max_request_bytes: int = Field(default=64 * MIB, description="largest STOW-RS request")
+    stow_max_parts: int = Field(default=256, description="most parts in one STOW-RS request")
+    stow_max_part_bytes: int = Field(default=32 * MIB, description="largest STOW-RS part")
+    stow_max_part_header_bytes: int = Field(
+        default=8 * 1024, description="largest header block of one STOW-RS part"
+    )
+    stow_max_headers_per_part: int = Field(default=16, description="most headers in one part")
+    stow_max_preamble_epilogue_bytes: int = Field(
+        default=64 * 1024, description="largest multipart preamble plus epilogue"
+    )
     log_level: str = Field(default="INFO", description="Python logging level")

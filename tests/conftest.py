@@ -17,4 +17,5 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in list(os.environ):
         if name.startswith("TR_"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("TR_DIMSE_PORT", "0")  # no listener unless a test asks for one
     yield

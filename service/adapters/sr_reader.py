@@ -207,7 +207,7 @@ class _Group:
 
 def _read(ds: Dataset, patient_system: str) -> TimepointReport:
     _require_sr(_sop_class(ds))
-    _require_measurement_report(ds)
+    require_measurement_report(ds)
     patient = _patient(ds, patient_system)
     day = _date(ds)
     source = SourceDocument(
@@ -250,7 +250,8 @@ def _require_sr(sop_class: str) -> None:
         )
 
 
-def _require_measurement_report(ds: Dataset) -> None:
+def require_measurement_report(ds: Dataset) -> None:
+    """Raise :class:`UnsupportedInput` unless *ds* is a TID 1500 Measurement Report."""
     templates = ds.get("ContentTemplateSequence")
     template = templates[0].get("TemplateIdentifier") if templates else None
     is_report = _concept_key(ds) == C.REPORT_TITLE or template == C.REPORT_TEMPLATE

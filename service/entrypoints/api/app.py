@@ -10,7 +10,8 @@ from fastapi import FastAPI
 from service import __version__
 from service.adapters import db
 from service.config import Settings
-from service.entrypoints.api import assessments, errors, health
+from service.entrypoints import dimse
+from service.entrypoints.api import assessments, dicomweb, errors, health
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -22,7 +23,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = db.create_engine(settings.database_url)
         db.migrate(engine)
         app.state.engine = engine
+        scp = dimse.start(settings, engine) if settings.dimse_port else None
         yield
+        if scp is not None:
+            scp.shutdown()
         engine.dispose()
 
     app = FastAPI(
@@ -34,5 +38,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.include_router(health.router)
     app.include_router(assessments.router)
+    app.include_router(dicomweb.router)
     errors.install(app)
     return app

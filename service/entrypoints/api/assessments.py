@@ -14,11 +14,13 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from service import services
-from service.adapters import fhir_writer, sr_reader
+from service.adapters import fhir_writer, multipart, sr_reader
 from service.adapters.db import open_store
 from service.config import Settings
 from service.domain.model import AssessmentParameters
+from service.entrypoints import dicom_status
 from service.entrypoints.api.deps import EngineDep, SettingsDep
+from service.entrypoints.api.dicomweb import limits
 from service.entrypoints.api.errors import FHIR_JSON, HttpProblem
 
 router = APIRouter(tags=["assessments"])
@@ -66,14 +68,29 @@ def _media_type(request: Request) -> str:
 
 
 def _read_dicom(data: bytes, request: Request, settings: Settings) -> list[services.Inbound]:
-    """One SR in DICOM Part 10."""
-    report = sr_reader.read_sr(sr_reader.parse_dicom(data), patient_system=settings.patient_system)
-    return [services.Inbound(report, services.digest(data))]
+    """One SR in DICOM Part 10; its digest is the one STOW-RS and C-STORE use."""
+    dataset = sr_reader.parse_dicom(data)
+    report = sr_reader.read_sr(dataset, patient_system=settings.patient_system)
+    return [services.Inbound(report, dicom_status.instance_digest(data, dataset))]
+
+
+def _read_multipart(data: bytes, request: Request, settings: Settings) -> list[services.Inbound]:
+    """Several SRs, one per ``application/dicom`` part (read_body's limit caps the whole)."""
+    content_type = request.headers.get("content-type", "")
+    declared_type = multipart.parameters(content_type).get("type")
+    if declared_type is not None and multipart.media_type(declared_type) != DICOM:
+        raise HttpProblem(415, "not-supported", f"parts of type {declared_type} are not read")
+    try:
+        parts = multipart.parse(data, multipart.boundary_of(content_type), limits(settings))
+    except multipart.SizeLimitExceeded as exc:
+        raise HttpProblem(413, "too-long", str(exc)) from exc
+    return [inbound for part in parts for inbound in _read_dicom(part.body, request, settings)]
 
 
 # Media type of the request body -> the reader turning it into reports.
 _READERS: dict[str, Callable[[bytes, Request, Settings], list[services.Inbound]]] = {
     DICOM: _read_dicom,
+    "multipart/related": _read_multipart,
 }
 
 

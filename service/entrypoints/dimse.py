@@ -1,0 +1,102 @@
+"""The DIMSE listener: C-ECHO and C-STORE SCP for SR instances (PS3.4 Annex A and B;
+interop.md 4.2; contract sections 1 and 2).
+
+Started by the app's lifespan with pynetdicom's ``start_server(block=False)`` when
+``TR_DIMSE_PORT`` is not 0, and shut down with it (architecture.md 2.7). Presentation
+contexts are offered for Verification and for the Basic Text, Enhanced, Comprehensive,
+Comprehensive 3D and Extensible SR Storage SOP classes; any other SOP class is refused at
+association. Each C-STORE goes through the same steps as a STOW-RS part
+(:mod:`service.entrypoints.dicom_status`) and answers ``0x0000`` only after the report
+is committed and assessed; a re-delivery of the same instance is a success again.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+from pydicom.dataset import Dataset
+from pydicom.uid import (
+    BasicTextSRStorage,
+    Comprehensive3DSRStorage,
+    ComprehensiveSRStorage,
+    EnhancedSRStorage,
+    ExtensibleSRStorage,
+)
+from pynetdicom import AE, evt
+from pynetdicom.events import Event
+from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+from pynetdicom.transport import ThreadedAssociationServer
+from sqlalchemy import Engine
+
+from service.config import Settings
+from service.entrypoints import dicom_status
+
+logger = logging.getLogger(__name__)
+
+SR_STORAGE: Final = (
+    BasicTextSRStorage,
+    EnhancedSRStorage,
+    ComprehensiveSRStorage,
+    Comprehensive3DSRStorage,
+    ExtensibleSRStorage,
+)
+MAX_PDU_BYTES: Final = 64 * 1024  # what we announce (reliability.md section 5)
+_ERROR_COMMENT_CHARS: Final = 64  # LO
+
+
+def handle_store(event: Event, engine: Engine, settings: Settings) -> Dataset | int:
+    """EVT_C_STORE: one SR instance in, one C-STORE status out."""
+    try:
+        data = event.encoded_dataset()
+        if len(data) > settings.max_dicom_body_bytes:
+            raise dicom_status.InstanceRefused(
+                dicom_status.Condition.LIMIT, f"data set over {settings.max_dicom_body_bytes} bytes"
+            )
+        instance = dicom_status.read_instance(data, patient_system=settings.patient_system)
+        dicom_status.commit(engine, instance, _fhir_base(settings))
+    except dicom_status.InstanceRefused as refused:
+        logger.info("C-STORE refused (%s): %s", refused.condition.name, refused)
+        return _status(refused.status.cstore, str(refused))
+    except Exception:
+        logger.exception("C-STORE failed")
+        status = dicom_status.STATUSES[dicom_status.Condition.PROCESSING].cstore
+        return _status(status, "processing failure")
+    return dicom_status.SUCCESS
+
+
+def start(settings: Settings, engine: Engine) -> ThreadedAssociationServer:
+    """Start the SCP in pynetdicom's own threads; the caller shuts it down."""
+    ae = AE(ae_title=settings.dimse_ae_title)
+    ae.acse_timeout = settings.dimse_acse_timeout
+    ae.dimse_timeout = settings.dimse_dimse_timeout
+    ae.network_timeout = settings.dimse_network_timeout
+    ae.maximum_associations = settings.dimse_max_associations
+    ae.maximum_pdu_size = MAX_PDU_BYTES
+    ae.add_supported_context(Verification)
+    for sop_class in SR_STORAGE:
+        ae.add_supported_context(sop_class)
+    server = ae.start_server(
+        (settings.dimse_host, settings.dimse_port),
+        block=False,
+        evt_handlers=[(evt.EVT_C_STORE, handle_store, [engine, settings])],
+    )
+    assert server is not None  # block=False always returns the server
+    logger.info(
+        "DIMSE SCP %s listening on %s:%d",
+        settings.dimse_ae_title,
+        settings.dimse_host,
+        server.server_address[1],
+    )
+    return server
+
+
+def _fhir_base(settings: Settings) -> str:
+    return f"http://{settings.http_host}:{settings.http_port}/fhir"
+
+
+def _status(code: int, comment: str) -> Dataset:
+    status = Dataset()
+    status.Status = code
+    status.ErrorComment = comment.replace("\\", "/")[:_ERROR_COMMENT_CHARS]
+    return status
