@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -23,11 +24,11 @@ def free_port() -> int:
         return port
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[str]:
-    """Start the service on an empty SQLite file; yield its base URL."""
+@contextmanager
+def running_server(tmp_path: Path, **env: str) -> Iterator[str]:
+    """Run the service on an empty SQLite file with extra TR_* *env*; yield its base URL."""
     port = free_port()
-    env = {**os.environ, "TR_DATABASE_URL": f"sqlite:///{tmp_path / 'e2e.db'}"}
+    env = {**os.environ, "TR_DATABASE_URL": f"sqlite:///{tmp_path / 'e2e.db'}", **env}
     log = (tmp_path / "server.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "service", "serve", "--port", str(port)],
@@ -43,6 +44,13 @@ def server(tmp_path: Path) -> Iterator[str]:
         process.terminate()
         process.wait(timeout=10)
         log.close()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[str]:
+    """The service on an empty SQLite file, DIMSE off; yields its base URL."""
+    with running_server(tmp_path) as base:
+        yield base
 
 
 def _wait_ready(base: str, process: subprocess.Popen[bytes], log: Path) -> None:
