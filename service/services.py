@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from service.adapters import fhir_writer
-from service.adapters.db import Store
+from service.adapters import fhir_index, fhir_writer
+from service.adapters.db import FhirRecord, Store
 from service.domain.advisor import Recommendation, merge_settings, recommend
 from service.domain.commentary import commentary
 from service.domain.criteria import CRITERIA
@@ -33,6 +33,7 @@ class Inbound:
 
     report: TimepointReport
     digest: str
+    received: tuple[FhirRecord, ...] = ()  # FHIR resources of the input, for the index
 
 
 def digest(data: bytes) -> str:
@@ -75,11 +76,14 @@ def assess_reports(
     choose_criteria(criteria, ())  # refuse unknown criteria before storing anything
     for item in inbound:
         store.add_report(item.report, item.digest)
+        for record in item.received:
+            store.put_resource(record)
     days_by_patient: dict[PatientIdentity, set[date]] = {}
     for item in inbound:
         days_by_patient.setdefault(item.report.patient, set()).add(item.report.date)
     dated: list[tuple[date, list[fhir_writer.Resource]]] = []
     for patient, days in days_by_patient.items():
+        store.put_resource(fhir_index.record(fhir_index.patient_resource(patient), patient))
         history = build_history(store.reports(patient))
         advice = recommend(merge_settings([history.setting, setting]))
         assessments = [
@@ -111,4 +115,7 @@ def _timepoint(
     body = fhir_writer.dumps({"resources": resources})
     stored = store.put_result(history.patient, day, digest(body), body)
     resources[0] = fhir_writer.stamp_report(resources[0], stored.version, stored.issued)
+    for index, resource in enumerate(resources):
+        record = fhir_index.record(resource, history.patient)
+        store.put_resource(record, version=stored.version if index == 0 else None)
     return resources

@@ -36,6 +36,7 @@ from service.adapters import db_schema as schema
 from service.adapters.db_schema import DEFAULT_TENANT
 from service.domain.errors import Conflict, NotFound
 from service.domain.model import (
+    ClinicalSetting,
     Code,
     LesionIdentity,
     LesionObservation,
@@ -44,9 +45,11 @@ from service.domain.model import (
     Measurement,
     MeasurementKind,
     PatientIdentity,
+    Primary,
     Provenance,
     QualitativeFinding,
     SourceDocument,
+    Therapy,
     TimepointReport,
 )
 
@@ -123,6 +126,30 @@ class StoredResult:
     version: int
     issued: datetime
     changed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class FhirRecord:
+    """A FHIR resource to keep in the resource index, with what it is searched by."""
+
+    resource_type: str
+    resource_id: str
+    body: bytes  # the resource JSON, without meta.versionId / meta.lastUpdated
+    patient: PatientIdentity | None = None
+    identifier: str | None = None  # "system|value" of its business identifier
+    effective_date: date | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResource:
+    """A resource of the index as stored: its version and body."""
+
+    resource_type: str
+    resource_id: str
+    version: int
+    last_updated: datetime
+    body: bytes
+    changed: bool = False
 
 
 @contextmanager
@@ -230,6 +257,127 @@ class Store:
             raise NotFound(f"no result for this patient on {day.isoformat()}")
         return StoredResult(row.version, row.issued, changed=False), bytes(row.body)
 
+    def put_resource(
+        self, record: FhirRecord, version: int | None = None, tenant: str = DEFAULT_TENANT
+    ) -> StoredResource:
+        """Keep *record* in the FHIR resource index.
+
+        The version is *version* when given (a DiagnosticReport follows its
+        timepoint result), else the stored one, bumped when the body changed.
+        """
+        current = self._locked_resource(record.resource_type, record.resource_id, tenant)
+        if current is None:
+            inserted = self._insert_resource(record, version or 1, tenant)
+            if inserted is not None:
+                return inserted
+            current = self._locked_resource(record.resource_type, record.resource_id, tenant)
+            assert current is not None  # the insert lost a race to this row
+        wanted = version if version is not None else current.version + 1
+        if bytes(current.body) == record.body and (version is None or version == current.version):
+            return _stored_resource(current, changed=False)
+        updated = _now()
+        r = schema.fhir_resource
+        self._connection.execute(
+            sa.update(r)
+            .where(r.c.id == current.id)
+            .values(
+                version=wanted,
+                last_updated=updated,
+                body=record.body,
+                identifier=record.identifier,
+                effective_date=record.effective_date,
+            )
+        )
+        return StoredResource(
+            record.resource_type, record.resource_id, wanted, updated, record.body, changed=True
+        )
+
+    def resource(
+        self, resource_type: str, resource_id: str, tenant: str = DEFAULT_TENANT
+    ) -> StoredResource:
+        """The indexed resource *resource_type*/*resource_id*."""
+        r = schema.fhir_resource
+        row = self._connection.execute(
+            sa.select(r).where(
+                r.c.tenant == tenant,
+                r.c.resource_type == resource_type,
+                r.c.resource_id == resource_id,
+            )
+        ).one_or_none()
+        if row is None:
+            raise NotFound(f"no {resource_type} with id {resource_id}")
+        return _stored_resource(row)
+
+    def search_resources(
+        self,
+        resource_type: str,
+        *,
+        patient: PatientIdentity | None = None,
+        identifier: str | None = None,
+        since: date | None = None,
+        until: date | None = None,
+        tenant: str = DEFAULT_TENANT,
+    ) -> list[StoredResource]:
+        """Indexed resources of *resource_type* matching every given criterion, by
+        effective date (undated last) then id; *since* / *until* bound the effective
+        date inclusively."""
+        r = schema.fhir_resource
+        query = sa.select(r).where(r.c.tenant == tenant, r.c.resource_type == resource_type)
+        if patient is not None:
+            patient_ids = sa.select(schema.patient.c.id).where(_is(patient, tenant))
+            query = query.where(r.c.patient_id.in_(patient_ids))
+        if identifier is not None:
+            query = query.where(r.c.identifier == identifier)
+        if since is not None:
+            query = query.where(r.c.effective_date >= since)
+        if until is not None:
+            query = query.where(r.c.effective_date <= until)
+        undated_last = sa.case((r.c.effective_date.is_(None), 1), else_=0)
+        ordered = query.order_by(undated_last, r.c.effective_date, r.c.id)
+        rows = self._connection.execute(ordered).all()
+        return [_stored_resource(row) for row in rows]
+
+    def _locked_resource(self, resource_type: str, resource_id: str, tenant: str) -> AnyRow | None:
+        r = schema.fhir_resource
+        query = (
+            sa.select(r)
+            .where(
+                r.c.tenant == tenant,
+                r.c.resource_type == resource_type,
+                r.c.resource_id == resource_id,
+            )
+            .with_for_update()
+        )
+        return self._connection.execute(query).one_or_none()
+
+    def _insert_resource(
+        self, record: FhirRecord, version: int, tenant: str
+    ) -> StoredResource | None:
+        """Insert *record*; None if a concurrent transaction inserted it first."""
+        stored = StoredResource(
+            record.resource_type, record.resource_id, version, _now(), record.body, changed=True
+        )
+        patient_id = (
+            None if record.patient is None else self._ensure_patient(record.patient, tenant)
+        )
+        row = {
+            "tenant": tenant,
+            "patient_id": patient_id,
+            "resource_type": record.resource_type,
+            "resource_id": record.resource_id,
+            "identifier": record.identifier,
+            "version": version,
+            "last_updated": stored.last_updated,
+            "effective_date": record.effective_date,
+            "body": record.body,
+        }
+        try:
+            with self._connection.begin_nested():
+                self._connection.execute(sa.insert(schema.fhir_resource), row)
+        except IntegrityError:
+            return None
+        return stored
+
     def _document_digest(self, uid: str, tenant: str) -> str | None:
         d = schema.document
         query = sa.select(d.c.digest).where(d.c.tenant == tenant, d.c.uid == uid)
@@ -332,6 +480,7 @@ def _document_row(
         "study_uid": report.study_uid,
         "warnings": list(report.warnings),
         "received_at": _now(),
+        **({} if report.setting is None else {"setting": _setting_json(report.setting)}),
     }
 
 
@@ -402,6 +551,7 @@ def _report(
         label=row.label,
         study_uid=row.study_uid,
         warnings=tuple(row.warnings),
+        setting=None if row.setting is None else _setting(row.setting),
     )
 
 
@@ -448,3 +598,24 @@ def _measurement(row: AnyRow) -> Measurement:
 
 def _code_json(code: Code) -> list[str]:
     return [code.value, code.scheme, code.meaning]
+
+
+def _stored_resource(row: AnyRow, changed: bool = False) -> StoredResource:
+    return StoredResource(
+        row.resource_type, row.resource_id, row.version, row.last_updated, bytes(row.body), changed
+    )
+
+
+def _setting_json(setting: ClinicalSetting) -> dict[str, Any]:
+    return {
+        "primary": None if setting.primary is None else setting.primary.value,
+        "therapies": sorted(therapy.value for therapy in setting.therapies),
+    }
+
+
+def _setting(found: dict[str, Any]) -> ClinicalSetting:
+    primary = found.get("primary")
+    return ClinicalSetting(
+        primary=None if primary is None else Primary(primary),
+        therapies=frozenset(Therapy(value) for value in found.get("therapies", ())),
+    )

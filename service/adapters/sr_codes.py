@@ -1,4 +1,5 @@
-"""Code tables for the DICOM SR reader (:mod:`service.adapters.sr_reader`).
+"""Code tables for the DICOM SR and FHIR readers (:mod:`service.adapters.sr_reader`,
+:mod:`service.adapters.fhir_reader`), and the normalisations both apply.
 
 Every concept is a ``(code value, coding scheme designator)`` key with the designator
 in upper case, so ``NCIt`` and ``NCIT`` compare equal. Sources: contract.md section 3
@@ -13,10 +14,11 @@ Retired SNOMED RT codes (scheme ``SRT``) are translated to SNOMED CT (``SCT``) w
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Final
 
-from service.domain.model import LesionRole, LesionState, MeasurementKind
+from service.domain.model import Code, LesionRole, LesionState, MeasurementKind, QualitativeFinding
 
 Key = tuple[str, str]
 
@@ -149,3 +151,23 @@ DIMENSIONLESS: Final = "1"  # old dcmjs output writes lengths with unit "1"
 HOUNSFIELD: Final = "[hnsf'U]"
 
 LYMPH_NODE: Final = "59441001"
+_NODE: Final = re.compile(r"\bnodes?\b|\blymph", re.IGNORECASE)  # "Lymph node", "Axillary nodes"
+STATES_BY_TEXT: Final = {state.value: state for state in LesionState}
+
+
+def is_nodal(site: Code) -> bool:
+    """A lymph node site: SCT 59441001 or any site whose meaning names a node."""
+    return site.value == LYMPH_NODE or _NODE.search(site.meaning) is not None
+
+
+def state_of(value: Code) -> LesionState | None:
+    """A Tumor State value by its NCIt code, else by its text (contract section 3)."""
+    found = STATES.get((value.value, value.scheme.upper()))
+    return found or STATES_BY_TEXT.get(value.meaning.strip().upper())
+
+
+def coded_finding(concept: Code, value: Code) -> QualitativeFinding:
+    """A coded finding; its text is the code itself in the project scheme, else the
+    meaning (so ``chun-group`` = ``2`` reads the same from SR and FHIR)."""
+    shown = value.value if value.scheme.upper() == PROJECT_SCHEME else value.meaning
+    return QualitativeFinding(concept, shown or value.value, value)

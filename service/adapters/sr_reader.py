@@ -23,7 +23,6 @@ in worker threads, where ``warnings.catch_warnings`` is not safe.
 
 from __future__ import annotations
 
-import re
 import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -92,8 +91,6 @@ _LENGTH_KINDS = frozenset(
         MeasurementKind.VIABLE_LONG_AXIS,
     }
 )
-_NODE = re.compile(r"\bnodes?\b|\blymph", re.IGNORECASE)  # "Lymph node", "Axillary nodes"
-_STATES_BY_TEXT = {state.value: state for state in LesionState}
 
 
 def parse_dicom(data: bytes) -> Dataset:
@@ -451,9 +448,7 @@ def _read_group_code(group: _Group, path: str, concept: Code, value: Code, notes
         if group.role is None:
             notes.warnings.append(f"Group {path}: unknown Baseline Category {value.meaning!r}")
     elif key == C.TUMOR_STATE:
-        group.state = C.STATES.get(_key(value)) or _STATES_BY_TEXT.get(
-            value.meaning.strip().upper()
-        )
+        group.state = C.state_of(value)
         if group.state is None:
             notes.warnings.append(f"Group {path}: unknown Tumor State {value.meaning!r}")
     elif key in (C.FINDING, C.FINDING_SITE) and value.scheme.upper() in C.LABEL_SCHEMES:
@@ -461,8 +456,7 @@ def _read_group_code(group: _Group, path: str, concept: Code, value: Code, notes
     elif key == C.FINDING_SITE:
         group.sites.append(value)
     elif key not in C.NOT_FINDINGS:
-        shown = value.value if value.scheme.upper() == C.PROJECT_SCHEME else value.meaning
-        group.findings.append(QualitativeFinding(concept, shown or value.value, value))
+        group.findings.append(C.coded_finding(concept, value))
 
 
 def _observation(group: _Group, notes: _Notes) -> LesionObservation | None:
@@ -480,7 +474,7 @@ def _observation(group: _Group, notes: _Notes) -> LesionObservation | None:
         identity=identity,
         role=group.role,
         site=site,
-        is_nodal=site is not None and _is_nodal(site),
+        is_nodal=site is not None and C.is_nodal(site),
         state=group.state,
         measurements=tuple(measurements),
         findings=tuple(group.findings),
@@ -510,10 +504,6 @@ def _identity(group: _Group, notes: _Notes) -> LesionIdentity | None:
 def _is_tool_tag(text: str) -> bool:
     """dcmjs/OHIF write a tool tag such as ``cornerstoneTools@^4.0.0:Length``."""
     return ("@" in text and ":" in text) or text.lower() == "web annotation"
-
-
-def _is_nodal(site: Code) -> bool:
-    return site.value == C.LYMPH_NODE or _NODE.search(site.meaning) is not None
 
 
 def _merged_into(group: _Group, notes: _Notes) -> LesionIdentity | None:

@@ -23,11 +23,19 @@ from alembic.migration import MigrationContext
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from service.adapters.db import StoredResult, create_engine, head_revision, migrate, open_store
+from service.adapters.db import (
+    FhirRecord,
+    StoredResult,
+    create_engine,
+    head_revision,
+    migrate,
+    open_store,
+)
 from service.adapters.db_schema import lesion, measurement, metadata
 from service.domain.errors import Conflict, NotFound
 from service.domain.model import (
     DEFAULT_PATIENT_SYSTEM,
+    ClinicalSetting,
     Code,
     LesionIdentity,
     LesionObservation,
@@ -36,9 +44,11 @@ from service.domain.model import (
     Measurement,
     MeasurementKind,
     PatientIdentity,
+    Primary,
     Provenance,
     QualitativeFinding,
     SourceDocument,
+    Therapy,
     TimepointReport,
 )
 
@@ -306,3 +316,40 @@ def test_sqlite_connections_are_durable_and_strict(tmp_path: Path) -> None:
     finally:
         engine.dispose()
     assert (tmp_path / "missing" / "dir" / "store.db").is_file()
+
+
+def test_setting_round_trips(db: Engine) -> None:
+    setting = ClinicalSetting(Primary.GIST, frozenset({Therapy.TKI, Therapy.OTHER}))
+    add(db, replace(plain_report(), setting=setting), "d1")
+    add(db, plain_report("bundle-3", date(2024, 4, 1)), "d2")
+    assert [report.setting for report in stored_reports(db)] == [setting, None]
+
+
+def _record(resource_id: str, body: bytes, day: date | None = None) -> FhirRecord:
+    return FhirRecord("Observation", resource_id, body, PATIENT, "urn:x|" + resource_id, day)
+
+
+def test_fhir_resources_version_on_change_and_are_searchable(db: Engine) -> None:
+    with open_store(db) as store:
+        first = store.put_resource(_record("o1", b'{"a":1}', BASELINE))
+        same = store.put_resource(_record("o1", b'{"a":1}', BASELINE))
+        changed = store.put_resource(_record("o1", b'{"a":2}', BASELINE))
+        store.put_resource(_record("o2", b"{}", BASELINE + timedelta(days=30)))
+        pinned = store.put_resource(_record("o3", b"{}"), version=7)
+    assert (first.version, first.changed) == (1, True)
+    assert (same.version, same.changed) == (1, False)
+    assert (changed.version, changed.body) == (2, b'{"a":2}')
+    assert pinned.version == 7
+    with open_store(db) as store:
+        assert store.resource("Observation", "o1").version == 2
+        with pytest.raises(NotFound):
+            store.resource("Observation", "o9")
+        by_patient = store.search_resources("Observation", patient=PATIENT)
+        later = store.search_resources("Observation", since=BASELINE + timedelta(days=1))
+        by_identifier = store.search_resources("Observation", identifier="urn:x|o2")
+        stranger = PatientIdentity(DEFAULT_PATIENT_SYSTEM, "nobody")
+        assert store.search_resources("Observation", patient=stranger) == []
+        assert store.search_resources("Observation", tenant="other") == []
+    assert [r.resource_id for r in by_patient] == ["o1", "o2", "o3"]
+    assert [r.resource_id for r in later] == ["o2"]
+    assert [r.resource_id for r in by_identifier] == ["o2"]

@@ -11,7 +11,7 @@ from service import __version__
 from service.adapters import db
 from service.config import Settings
 from service.entrypoints import dimse
-from service.entrypoints.api import assessments, dicomweb, errors, health
+from service.entrypoints.api import assessments, dicomweb, errors, fhir, health
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -39,5 +39,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(assessments.router)
     app.include_router(dicomweb.router)
+    app.include_router(fhir.router)
     errors.install(app)
     return app

@@ -19,6 +19,7 @@ from service.adapters.db import open_store
 from service.config import Settings
 from service.domain.model import AssessmentParameters
 from service.entrypoints import dicom_status
+from service.entrypoints.api import fhir
 from service.entrypoints.api.deps import EngineDep, SettingsDep
 from service.entrypoints.api.dicomweb import limits
 from service.entrypoints.api.errors import FHIR_JSON, HttpProblem
@@ -91,6 +92,7 @@ def _read_multipart(data: bytes, request: Request, settings: Settings) -> list[s
 _READERS: dict[str, Callable[[bytes, Request, Settings], list[services.Inbound]]] = {
     DICOM: _read_dicom,
     "multipart/related": _read_multipart,
+    FHIR_JSON: fhir.read_assessment_body,
 }
 
 

@@ -16,7 +16,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from service.adapters.fhir_reader import InvalidValue, MissingElement
 from service.adapters.fhir_writer import Resource, dumps
+from service.adapters.strict_json import MalformedJson, TooCostly, TooLarge
 from service.domain.errors import (
     Conflict,
     DomainError,
@@ -36,6 +38,11 @@ _OUTCOMES: dict[type[DomainError], tuple[int, str]] = {
     NotFound: (404, "not-found"),
     Conflict: (409, "duplicate"),
     NotEvaluable: (422, "business-rule"),
+    MalformedJson: (400, "structure"),
+    TooCostly: (400, "too-costly"),
+    TooLarge: (413, "too-long"),
+    MissingElement: (422, "required"),
+    InvalidValue: (422, "value"),
 }
 
 # HTTP statuses Starlette raises itself (unknown route, wrong method...).
@@ -67,12 +74,17 @@ def outcome_response(
     return Response(dumps(outcome), status_code=status, media_type=FHIR_JSON, headers=headers)
 
 
-async def _domain_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, DomainError)
+def domain_outcome(exc: DomainError) -> tuple[int, Resource]:
+    """The HTTP status and OperationOutcome of a domain error (most specific class)."""
     status, code = next(
         (_OUTCOMES[cls] for cls in type(exc).__mro__ if cls in _OUTCOMES), (400, "processing")
     )
-    return outcome_response(status, operation_outcome(code, str(exc), exc.expression))
+    return status, operation_outcome(code, str(exc), exc.expression)
+
+
+async def _domain_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DomainError)
+    return outcome_response(*domain_outcome(exc))
 
 
 async def _http_problem(request: Request, exc: Exception) -> Response:

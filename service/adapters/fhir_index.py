@@ -1,0 +1,75 @@
+"""FHIR resources as rows of the resource index (:class:`~service.adapters.db.FhirRecord`).
+
+The index serves the FHIR REST face (contract section 2; interop.md 3d): reads by
+``Type/id`` and searches by patient, business identifier (token ``system|value``) and
+effective date. Patients are indexed as minimal Patient resources carrying the
+identifier that keys their history (contract section 3, "Patient").
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import orjson
+
+from service.adapters import fhir_writer
+from service.adapters.db import FhirRecord
+from service.adapters.fhir_reader import identifier_text
+from service.domain.model import PatientIdentity
+
+Resource = dict[str, Any]
+
+
+def patient_resource(patient: PatientIdentity) -> Resource:
+    """The Patient resource that names *patient*; its id is stable."""
+    return {
+        "resourceType": "Patient",
+        "id": fhir_writer.resource_id(patient, "patient"),
+        "identifier": [{"system": patient.system, "value": patient.value}],
+    }
+
+
+def record(resource: Resource, patient: PatientIdentity | None) -> FhirRecord:
+    """*resource* as an index row; ``meta`` is left out (the row keeps the version)."""
+    body = {name: value for name, value in resource.items() if name != "meta"}
+    profile = (resource.get("meta") or {}).get("profile")
+    if profile:
+        body["meta"] = {"profile": profile}
+    identifiers = resource.get("identifier")
+    first = identifiers[0] if isinstance(identifiers, list) and identifiers else identifiers
+    effective = resource.get("effectiveDateTime")
+    return FhirRecord(
+        resource_type=resource["resourceType"],
+        resource_id=resource["id"],
+        body=fhir_writer.dumps(body),
+        patient=patient,
+        identifier=identifier_text(first),
+        effective_date=_day(effective),
+    )
+
+
+def with_version(body: bytes, version: int, last_updated: str) -> Resource:
+    """A stored body with ``meta.versionId`` and ``meta.lastUpdated`` of its row."""
+    resource = loads(body)
+    meta = {**(resource.get("meta") or {}), "versionId": str(version), "lastUpdated": last_updated}
+    return {"resourceType": resource["resourceType"], "id": resource["id"], "meta": meta} | {
+        name: value
+        for name, value in resource.items()
+        if name not in ("resourceType", "id", "meta")
+    }
+
+
+def loads(body: bytes) -> Resource:
+    """A stored resource body as a dict."""
+    resource: Resource = orjson.loads(body)
+    return resource
+
+
+def _day(value: Any) -> date | None:
+    if isinstance(value, str) and len(value) >= 10:
+        try:
+            return date.fromisoformat(value[:10])
+        except ValueError:
+            return None
+    return None

@@ -1,0 +1,655 @@
+"""The FHIR R4 REST face (contract section 2; interop.md 3d; reliability.md sections 4-5).
+
+* ``GET /fhir/metadata``: the CapabilityStatement, listing exactly what is below;
+* ``POST /fhir/Observation`` (``If-None-Exist`` conditional create) and ``POST /fhir``
+  (Bundle ``transaction``: all or nothing; ``batch``: per entry): the Observations are
+  read (:mod:`service.adapters.fhir_reader`), stored and assessed as on
+  ``POST /assessments``; the received resources get server ids and are readable;
+* reads and searches of the resource index: DiagnosticReport, Observation,
+  BodyStructure, Patient.
+
+JSON is parsed strictly (:mod:`service.adapters.strict_json`); ``_format`` and
+``Accept`` choose JSON or 406; ``Prefer: return=minimal|representation|OperationOutcome``;
+``ETag: W/"<versionId>"``; every error is an OperationOutcome (:mod:`.errors`).
+Handlers are ``async`` and do their work inline (performance.md 3.3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from email.utils import format_datetime
+from typing import Annotated, Any, Final
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from service import __version__, services
+from service.adapters import fhir_index, fhir_reader, fhir_writer, strict_json
+from service.adapters.db import FhirRecord, Store, StoredResource, open_store
+from service.config import Settings
+from service.domain.errors import DomainError, InvalidInput, NotFound, UnsupportedInput
+from service.domain.model import AssessmentParameters, PatientIdentity
+from service.entrypoints.api.deps import EngineDep, SettingsDep
+from service.entrypoints.api.errors import (
+    FHIR_JSON,
+    HttpProblem,
+    domain_outcome,
+    operation_outcome,
+)
+
+router = APIRouter(prefix="/fhir", tags=["fhir"])
+
+MIB: Final = 1024 * 1024
+MAX_RESOURCE_BYTES: Final = 4 * MIB  # reliability.md section 5
+MAX_BUNDLE_BYTES: Final = 16 * MIB
+FHIR_VERSION: Final = "4.0.1"
+READABLE: Final = ("DiagnosticReport", "Observation", "BodyStructure", "Patient")
+_JSON_TYPES: Final = frozenset({"application/fhir+json", "application/json"})
+_FORMATS: Final = _JSON_TYPES | {"json"}
+_ANY: Final = frozenset({"*/*", "application/*"})
+_NO_PATIENT: Final = PatientIdentity("", "")
+
+Resource = dict[str, Any]
+
+
+class FhirResponse(Response):
+    media_type = FHIR_JSON
+
+
+# -- content negotiation ----------------------------------------------------------------
+
+
+def _media_params(header: str) -> list[tuple[str, dict[str, str]]]:
+    found = []
+    for part in header.split(","):
+        pieces = [piece.strip() for piece in part.split(";")]
+        params = {
+            name.strip().lower(): value.strip().strip('"')
+            for name, _, value in (piece.partition("=") for piece in pieces[1:])
+        }
+        if pieces[0]:
+            found.append((pieces[0].lower(), params))
+    return found
+
+
+def _fhir_version_ok(params: dict[str, str]) -> bool:
+    version = params.get("fhirversion")
+    return version is None or version in ("4.0", FHIR_VERSION)
+
+
+def negotiate(request: Request) -> None:
+    """Refuse with 406 unless the answer may be FHIR JSON R4 (``_format`` wins over Accept)."""
+    chosen = request.query_params.get("_format")
+    if chosen is not None:
+        if chosen.lower() not in _FORMATS:
+            raise HttpProblem(406, "not-supported", f"_format {chosen!r}: only JSON is served")
+        return
+    accept = request.headers.get("accept")
+    if not accept:
+        return
+    acceptable = [
+        (media, params)
+        for media, params in _media_params(accept)
+        if (media in _JSON_TYPES or media in _ANY) and _fhir_version_ok(params)
+    ]
+    if not acceptable:
+        raise HttpProblem(
+            406, "not-supported", f"Accept {accept!r}: only application/fhir+json (R4) is served"
+        )
+
+
+def _require_json_body(request: Request) -> None:
+    media = _media_params(request.headers.get("content-type", ""))
+    if not media or media[0][0] not in _JSON_TYPES or not _fhir_version_ok(media[0][1]):
+        raise HttpProblem(
+            415,
+            "not-supported",
+            "Content-Type must be application/fhir+json (FHIR R4) or application/json",
+        )
+
+
+def parse_fhir(data: bytes, limit: int = MAX_BUNDLE_BYTES) -> Any:
+    """Strict JSON within the size limits of reliability.md section 5."""
+    if len(data) > limit:
+        raise strict_json.TooLarge(f"the body is over {limit} bytes")
+    document = strict_json.loads(data)
+    if (
+        isinstance(document, dict)
+        and document.get("resourceType") != "Bundle"
+        and len(data) > MAX_RESOURCE_BYTES
+    ):
+        raise strict_json.TooLarge(f"a resource over {MAX_RESOURCE_BYTES} bytes")
+    return document
+
+
+async def _body(request: Request, limit: int) -> Any:
+    # assessments imports this module for its FHIR reader: import its body reader late
+    from service.entrypoints.api.assessments import read_body
+
+    _require_json_body(request)
+    return parse_fhir(await read_body(request, limit), limit)
+
+
+# -- reading input into reports ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Received:
+    """The input's resources under their server ids, ready for the index."""
+
+    records: tuple[FhirRecord | None, ...]  # None: a Patient, answered by its index entry
+    locations: tuple[str, ...]  # "Type/id" per input resource
+
+
+def _assign_ids(read: fhir_reader.FhirInput, document: Resource) -> _Received:
+    """Server ids for the input resources (stable: the same content gets the same id),
+    references between them rewritten (FHIR http.html, transaction processing)."""
+    entries = document.get("entry", []) if document.get("resourceType") == "Bundle" else [{}]
+    ids: list[str] = []
+    rewrite: dict[str, str] = {}
+    for resource, subject, entry in zip(read.resources, read.subjects, entries, strict=True):
+        kind = resource["resourceType"]
+        if kind == "Patient" and subject is not None:
+            new_id = fhir_writer.resource_id(subject, "patient")
+        else:
+            identifiers = resource.get("identifier")
+            first = identifiers[0] if isinstance(identifiers, list) and identifiers else None
+            key = fhir_reader.identifier_text(first) or services.digest(
+                fhir_reader.canonical(resource)
+            )
+            new_id = fhir_writer.resource_id(subject or _NO_PATIENT, "received", kind, key)
+        ids.append(new_id)
+        for old in (entry.get("fullUrl"), f"{kind}/{resource.get('id')}"):
+            if isinstance(old, str):
+                rewrite[old] = f"{kind}/{new_id}"
+    records: list[FhirRecord | None] = []
+    for resource, subject, new_id in zip(read.resources, read.subjects, ids, strict=True):
+        if resource["resourceType"] == "Patient":
+            records.append(None)
+            continue
+        body = _rewritten({**resource, "id": new_id}, rewrite)
+        records.append(fhir_index.record(body, subject))
+    locations = tuple(
+        f"{resource['resourceType']}/{new_id}"
+        for resource, new_id in zip(read.resources, ids, strict=True)
+    )
+    return _Received(tuple(records), locations)
+
+
+def _rewritten(value: Any, rewrite: dict[str, str]) -> Any:
+    if isinstance(value, dict):
+        return {
+            name: rewrite.get(item, item)
+            if name == "reference" and isinstance(item, str)
+            else _rewritten(item, rewrite)
+            for name, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_rewritten(item, rewrite) for item in value]
+    return value
+
+
+def _patient_resolver(request: Request) -> fhir_reader.PatientResolver:
+    """Patient/<id> references to patients the index knows."""
+
+    def resolve(patient_id: str) -> PatientIdentity | None:
+        with open_store(request.app.state.engine) as store:
+            try:
+                stored = store.resource("Patient", patient_id)
+            except NotFound:
+                return None
+        identifier = fhir_index.loads(stored.body)["identifier"][0]
+        return PatientIdentity(identifier["system"], identifier["value"])
+
+    return resolve
+
+
+def _read(
+    document: Any, request: Request, settings: Settings
+) -> tuple[list[services.Inbound], _Received]:
+    digest = services.digest(fhir_reader.canonical(document)) if isinstance(document, dict) else ""
+    read = fhir_reader.read_fhir(
+        document,
+        digest=digest,
+        patient_system=settings.patient_system,
+        resolve_patient=_patient_resolver(request),
+    )
+    received = _assign_ids(read, document)
+    records = tuple(record for record in received.records if record is not None)
+    inbound = [
+        services.Inbound(report, digest, received=records if index == 0 else ())
+        for index, report in enumerate(read.reports)
+    ]
+    return inbound, received
+
+
+def read_assessment_body(
+    data: bytes, request: Request, settings: Settings
+) -> list[services.Inbound]:
+    """``POST /assessments`` with ``application/fhir+json``: an Observation or a Bundle."""
+    return _read(parse_fhir(data), request, settings)[0]
+
+
+# -- answers ------------------------------------------------------------------------------
+
+
+def _base(request: Request) -> str:
+    return f"{str(request.base_url).rstrip('/')}/fhir"
+
+
+def _http_date(moment: datetime) -> str:
+    return format_datetime(moment.astimezone(UTC), usegmt=True)
+
+
+def _representation(stored: StoredResource) -> Resource:
+    return fhir_index.with_version(
+        stored.body, stored.version, stored.last_updated.astimezone(UTC).isoformat()
+    )
+
+
+def _version_headers(stored: StoredResource, base: str | None = None) -> dict[str, str]:
+    headers = {"ETag": f'W/"{stored.version}"', "Last-Modified": _http_date(stored.last_updated)}
+    if base is not None:
+        headers["Location"] = (
+            f"{base}/{stored.resource_type}/{stored.resource_id}/_history/{stored.version}"
+        )
+    return headers
+
+
+def _prefer(request: Request) -> str:
+    for media, params in _media_params(request.headers.get("prefer", "").replace(" ", ",")):
+        if media.startswith("return="):
+            return media.removeprefix("return=")
+        if "return" in params:
+            return params["return"]
+    return "representation"
+
+
+def _write_answer(request: Request, status: int, stored: StoredResource, message: str) -> Response:
+    headers = _version_headers(stored, _base(request))
+    prefer = _prefer(request)
+    if prefer == "minimal":
+        return Response(status_code=status, headers=headers)
+    if prefer.lower() == "operationoutcome":
+        outcome = operation_outcome("informational", message)
+        outcome["issue"][0]["severity"] = "information"
+        return FhirResponse(fhir_writer.dumps(outcome), status, headers)
+    return FhirResponse(fhir_writer.dumps(_representation(stored)), status, headers)
+
+
+# -- metadata ------------------------------------------------------------------------------
+
+
+def capability_statement(base: str) -> Resource:
+    """What this server supports, exactly (FHIR R4 CapabilityStatement, kind instance)."""
+
+    def resource(kind: str, interactions: Iterable[str], **more: Any) -> Resource:
+        return {"type": kind, "interaction": [{"code": code} for code in interactions], **more}
+
+    def param(name: str, kind: str, text: str) -> Resource:
+        return {"name": name, "type": kind, "documentation": text}
+
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": "2025-01-01",
+        "kind": "instance",
+        "software": {"name": "tumour-response", "version": __version__},
+        "implementation": {"description": "tumour response assessment", "url": base},
+        "fhirVersion": FHIR_VERSION,
+        "format": ["json", FHIR_JSON],
+        "rest": [
+            {
+                "mode": "server",
+                "resource": [
+                    resource(
+                        "DiagnosticReport",
+                        ("read", "search-type"),
+                        searchParam=[
+                            param(
+                                "subject",
+                                "reference",
+                                "Patient/[id], or subject:identifier=system|value",
+                            ),
+                            param("date", "date", "effective date; prefixes eq ge le gt lt"),
+                        ],
+                    ),
+                    resource(
+                        "Observation",
+                        ("read", "create"),
+                        conditionalCreate=True,
+                        searchParam=[
+                            param("identifier", "token", "If-None-Exist only"),
+                            param("subject", "reference", "If-None-Exist only; :identifier"),
+                            param("date", "date", "If-None-Exist only"),
+                        ],
+                    ),
+                    resource("BodyStructure", ("read",)),
+                    resource(
+                        "Patient",
+                        ("read", "search-type"),
+                        searchParam=[param("identifier", "token", "system|value")],
+                    ),
+                ],
+                "interaction": [{"code": "transaction"}, {"code": "batch"}],
+            }
+        ],
+    }
+
+
+@router.get("/metadata", response_class=FhirResponse)
+async def metadata(request: Request) -> Response:
+    """The CapabilityStatement (FHIR R4 http.html: servers SHALL provide one)."""
+    negotiate(request)
+    return FhirResponse(fhir_writer.dumps(capability_statement(_base(request))))
+
+
+# -- searches -----------------------------------------------------------------------------
+
+
+_DATE_PREFIXES: Final = ("eq", "ge", "le", "gt", "lt")
+
+
+def _date_bounds(values: Iterable[str]) -> tuple[date | None, date | None]:
+    since: date | None = None
+    until: date | None = None
+    for raw in values:
+        prefix = raw[:2] if raw[:2] in _DATE_PREFIXES else "eq"
+        text = raw[2:] if raw[:2] in _DATE_PREFIXES else raw
+        try:
+            day = date.fromisoformat(text[:10])
+        except ValueError:
+            raise InvalidInput(f"date {raw!r} is not YYYY-MM-DD", "date") from None
+        low = day if prefix in ("eq", "ge") else day.fromordinal(day.toordinal() + 1)
+        high = day if prefix in ("eq", "le") else day.fromordinal(day.toordinal() - 1)
+        if prefix in ("eq", "ge", "gt"):
+            since = low if since is None else max(since, low)
+        if prefix in ("eq", "le", "lt"):
+            until = high if until is None else min(until, high)
+    return since, until
+
+
+def _token(value: str, name: str) -> str:
+    if "|" not in value:
+        raise InvalidInput(f"{name} must be system|value", name)
+    return value
+
+
+def _identifier_patient(value: str, name: str) -> PatientIdentity:
+    system, _, text = _token(value, name).partition("|")
+    return PatientIdentity(system, text)
+
+
+def _subject_patient(store: Store, value: str) -> PatientIdentity | None:
+    patient_id = value.rstrip("/").rsplit("/", 1)[-1]
+    try:
+        stored = store.resource("Patient", patient_id)
+    except NotFound:
+        return None
+    identifier = fhir_index.loads(stored.body)["identifier"][0]
+    return PatientIdentity(identifier["system"], identifier["value"])
+
+
+def search(
+    store: Store, resource_type: str, params: list[tuple[str, str]], allowed: frozenset[str]
+) -> list[StoredResource]:
+    """Indexed resources matching FHIR search *params* (all must hold)."""
+    unknown = sorted({name for name, _ in params if name not in allowed and name != "_format"})
+    if unknown:
+        raise InvalidInput(
+            f"unsupported search parameter(s) {', '.join(unknown)} for {resource_type};"
+            f" supported: {', '.join(sorted(allowed))}",
+            unknown[0],
+        )
+    patients: list[PatientIdentity | None] = []
+    identifier = None
+    for name, value in params:
+        if name in ("subject:identifier", "patient:identifier"):
+            patients.append(_identifier_patient(value, name))
+        elif name in ("subject", "patient"):
+            patients.append(_subject_patient(store, value))
+        elif name == "identifier":
+            identifier = _token(value, name)
+    if any(patient is None for patient in patients) or len(set(patients)) > 1:
+        return []
+    since, until = _date_bounds(value for name, value in params if name == "date")
+    return store.search_resources(
+        resource_type,
+        patient=patients[0] if patients else None,
+        identifier=identifier,
+        since=since,
+        until=until,
+    )
+
+
+def _searchset(request: Request, found: list[StoredResource]) -> Response:
+    base = _base(request)
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": len(found),
+        "link": [{"relation": "self", "url": str(request.url)}],
+        "entry": [
+            {
+                "fullUrl": f"{base}/{stored.resource_type}/{stored.resource_id}",
+                "resource": _representation(stored),
+                "search": {"mode": "match"},
+            }
+            for stored in found
+        ],
+    }
+    return FhirResponse(fhir_writer.dumps(bundle))
+
+
+_REPORT_PARAMS: Final = frozenset({"subject", "subject:identifier", "date"})
+_OBSERVATION_PARAMS: Final = frozenset({"identifier", "subject", "subject:identifier", "date"})
+_PATIENT_PARAMS: Final = frozenset({"identifier"})
+
+
+@router.get("/DiagnosticReport", response_class=FhirResponse)
+async def search_reports(
+    request: Request,
+    engine: EngineDep,
+    subject: Annotated[str | None, Query(description="Patient/[id]")] = None,
+    date_: Annotated[
+        list[str] | None, Query(alias="date", description="[prefix]YYYY-MM-DD")
+    ] = None,
+) -> Response:
+    """DiagnosticReports by patient (``subject``, ``subject:identifier=system|value``) and
+    effective date."""
+    negotiate(request)
+    params = list(request.query_params.multi_items())
+    with open_store(engine) as store:
+        return _searchset(request, search(store, "DiagnosticReport", params, _REPORT_PARAMS))
+
+
+@router.get("/Patient", response_class=FhirResponse)
+async def search_patients(
+    request: Request,
+    engine: EngineDep,
+    identifier: Annotated[str | None, Query(description="system|value")] = None,
+) -> Response:
+    """Patients by identifier."""
+    negotiate(request)
+    params = list(request.query_params.multi_items())
+    with open_store(engine) as store:
+        return _searchset(request, search(store, "Patient", params, _PATIENT_PARAMS))
+
+
+def _read_route(kind: str) -> None:
+    async def read(request: Request, engine: EngineDep, resource_id: str) -> Response:
+        negotiate(request)
+        with open_store(engine) as store:
+            stored = store.resource(kind, resource_id)
+        return FhirResponse(
+            fhir_writer.dumps(_representation(stored)), 200, _version_headers(stored)
+        )
+
+    read.__doc__ = f"Read a {kind} by id."
+    router.add_api_route(
+        f"/{kind}/{{resource_id}}",
+        read,
+        methods=["GET"],
+        response_class=FhirResponse,
+        name=f"read_{kind}",
+    )
+
+
+for _kind in READABLE:
+    _read_route(_kind)
+
+
+# -- writes -------------------------------------------------------------------------------
+
+
+def _conditional_match(store: Store, criteria: str) -> StoredResource | None:
+    """The one existing Observation matching an ``If-None-Exist`` query, or None; more
+    than one is 412 (FHIR http.html, conditional create)."""
+    params = parse_qsl(criteria.removeprefix("?").removeprefix("Observation?"))
+    if not params:
+        raise InvalidInput("If-None-Exist has no search parameters", "If-None-Exist")
+    found = search(store, "Observation", params, _OBSERVATION_PARAMS)
+    if len(found) > 1:
+        raise HttpProblem(
+            412, "multiple-matches", f"If-None-Exist matches {len(found)} Observations"
+        )
+    return found[0] if found else None
+
+
+def _store_input(
+    store: Store, inbound: list[services.Inbound], received: _Received, request: Request
+) -> list[tuple[StoredResource, bool]]:
+    """Store and assess; per input resource its index entry and whether it is new."""
+    existed = [_exists(store, *location.split("/", 1)) for location in received.locations]
+    services.assess_reports(store, inbound, [], AssessmentParameters(), base_url=_base(request))
+    return [
+        (store.resource(*location.split("/", 1)), not before)
+        for location, before in zip(received.locations, existed, strict=True)
+    ]
+
+
+def _exists(store: Store, kind: str, resource_id: str) -> bool:
+    try:
+        store.resource(kind, resource_id)
+    except NotFound:
+        return False
+    return True
+
+
+@router.post(
+    "/Observation",
+    response_class=FhirResponse,
+    status_code=201,
+    openapi_extra={
+        "requestBody": {"required": True, "content": {FHIR_JSON: {"schema": {"type": "object"}}}}
+    },
+)
+async def create_observation(
+    request: Request, settings: SettingsDep, engine: EngineDep
+) -> Response:
+    """Create a measurement Observation; ``If-None-Exist`` makes it conditional."""
+    negotiate(request)
+    document = await _body(request, MAX_RESOURCE_BYTES)
+    if not isinstance(document, dict) or document.get("resourceType") != "Observation":
+        raise InvalidInput("POST /fhir/Observation takes an Observation", "resourceType")
+    condition = request.headers.get("if-none-exist")
+    if condition:
+        with open_store(engine) as store:
+            match = _conditional_match(store, condition)
+        if match is not None:
+            return _write_answer(request, 200, match, "an Observation matches If-None-Exist")
+    inbound, received = _read(document, request, settings)
+    with open_store(engine) as store:
+        stored, created = _store_input(store, inbound, received, request)[0]
+    message = "created" if created else "already stored with the same content"
+    return _write_answer(request, 201 if created else 200, stored, message)
+
+
+def _entry_response(stored: StoredResource, created: bool) -> Resource:
+    return {
+        "status": "201 Created" if created else "200 OK",
+        "location": f"{stored.resource_type}/{stored.resource_id}/_history/{stored.version}",
+        "etag": f'W/"{stored.version}"',
+        "lastModified": stored.last_updated.astimezone(UTC).isoformat(),
+    }
+
+
+def _check_entries(entries: list[Any]) -> None:
+    for index, entry in enumerate(entries):
+        request = entry.get("request") if isinstance(entry, dict) else None
+        if not isinstance(request, dict) or request.get("method") != "POST":
+            raise UnsupportedInput(
+                "only POST entries (create) are supported", f"Bundle.entry[{index}].request.method"
+            )
+
+
+def _transaction(
+    document: Resource, request: Request, settings: Settings, engine: Any
+) -> list[Resource]:
+    """All entries or none: conditional matches answered, the rest stored together."""
+    entries: list[Any] = document.get("entry") or []
+    _check_entries(entries)
+    answers: dict[int, Resource] = {}
+    with open_store(engine) as store:
+        for index, entry in enumerate(entries):
+            condition = entry["request"].get("ifNoneExist")
+            if condition and entry["resource"].get("resourceType") == "Observation":
+                match = _conditional_match(store, condition)
+                if match is not None:
+                    answers[index] = _entry_response(match, created=False)
+    rest = [index for index in range(len(entries)) if index not in answers]
+    if rest:
+        subset = {**document, "type": "transaction", "entry": [entries[i] for i in rest]}
+        inbound, received = _read(subset, request, settings)
+        with open_store(engine) as store:
+            stored = _store_input(store, inbound, received, request)
+        for index, (resource, created) in zip(rest, stored, strict=True):
+            answers[index] = _entry_response(resource, created)
+    return [{"response": answers[index]} for index in range(len(entries))]
+
+
+def _batch(document: Resource, request: Request, settings: Settings, engine: Any) -> list[Resource]:
+    """Each entry on its own; a failed entry answers with its OperationOutcome."""
+    found = []
+    for entry in document.get("entry") or []:
+        single = {"resourceType": "Bundle", "type": "transaction", "entry": [entry]}
+        try:
+            _check_entries([entry])
+            found.extend(_transaction(single, request, settings, engine))
+        except DomainError as exc:
+            status, outcome = domain_outcome(exc)
+            found.append({"response": {"status": str(status), "outcome": outcome}})
+        except HttpProblem as exc:
+            outcome = operation_outcome(exc.code, str(exc))
+            found.append({"response": {"status": str(exc.status), "outcome": outcome}})
+    return found
+
+
+@router.post(
+    "",
+    response_class=FhirResponse,
+    openapi_extra={
+        "requestBody": {"required": True, "content": {FHIR_JSON: {"schema": {"type": "object"}}}}
+    },
+)
+async def post_bundle(request: Request, settings: SettingsDep, engine: EngineDep) -> Response:
+    """A ``transaction`` (all or nothing) or ``batch`` (per entry) Bundle."""
+    negotiate(request)
+    document = await _body(request, MAX_BUNDLE_BYTES)
+    if not isinstance(document, dict) or document.get("resourceType") != "Bundle":
+        raise InvalidInput("POST /fhir takes a Bundle", "resourceType")
+    fhir_reader.resources_of(document)  # types and limits, before anything is stored
+    kind = document.get("type")
+    if kind == "transaction":
+        entries = _transaction(document, request, settings, engine)
+    elif kind == "batch":
+        entries = _batch(document, request, settings, engine)
+    else:
+        raise UnsupportedInput(
+            f"POST /fhir takes a transaction or batch Bundle, not {kind!r}", "Bundle.type"
+        )
+    answer = {"resourceType": "Bundle", "type": f"{kind}-response", "entry": entries}
+    return FhirResponse(fhir_writer.dumps(answer))
