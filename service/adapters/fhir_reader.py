@@ -495,7 +495,7 @@ class _Reader:
             self.warnings.append(f"{path}: finding without a lesion (focus) ignored")
             return
         timepoint.preliminary |= status == "preliminary"
-        timepoint.study_uid = timepoint.study_uid or _study_uid(resource)
+        timepoint.study_uid = timepoint.study_uid or _study_uid(self._inherited(resource, "partOf"))
         body_site = self._inherited(resource, "bodySite")
         if lesion.site is None and isinstance(body_site, dict):
             lesion.site = _first_code(body_site)
@@ -797,8 +797,9 @@ def _identity(identifiers: list[Any]) -> LesionIdentity | None:
     return LesionIdentity(tracking_uid=uid or None, tracking_id=label or None)
 
 
-def _study_uid(resource: Json) -> str | None:
-    for part in _list(resource.get("partOf")):
+def _study_uid(part_of: Any) -> str | None:
+    """The Study Instance UID of a ``partOf`` identifier (IG: DCM 110180, urn:dicom:uid)."""
+    for part in _list(part_of):
         identifier = part.get("identifier") if isinstance(part, dict) else None
         if isinstance(identifier, dict) and identifier.get("system") == fc.DICOM_UID_SYSTEM:
             value = identifier.get("value")
