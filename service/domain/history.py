@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
 
@@ -87,12 +87,8 @@ def build_history(reports: Iterable[TimepointReport]) -> History:
         day = by_date[report.date]
         for observation in report.lesions:
             key = linker.link(observation.identity, report.date)
-            if key in day:
-                warnings.append(
-                    f"{report.date}: lesion {observation.identity} reported twice; "
-                    f"the later report is used"
-                )
-            day[key] = observation
+            earlier = day.get(key)
+            day[key] = observation if earlier is None else _merge(earlier, observation, warnings)
     baseline = ordered[0].date
     lesions = _assign_roles(linker, by_date, baseline, warnings)
     timepoints = tuple(
@@ -105,6 +101,32 @@ def build_history(reports: Iterable[TimepointReport]) -> History:
         timepoints=timepoints,
         warnings=tuple(warnings),
         setting=merge_settings(report.setting for report in ordered),
+    )
+
+
+def _merge(
+    earlier: LesionObservation, later: LesionObservation, warnings: list[str]
+) -> LesionObservation:
+    """One lesion reported by two sources on one date: what each adds is kept; where
+    both give the same kind of value, the later source wins (and says so)."""
+    later_kinds = {m.kind for m in later.measurements}
+    replaced = sorted({m.kind.value for m in earlier.measurements if m.kind in later_kinds})
+    if replaced:
+        warnings.append(
+            f"lesion {later.identity}: {', '.join(replaced)} reported twice on one date; "
+            "the later report is used"
+        )
+    return replace(
+        later,
+        role=later.role or earlier.role,
+        site=later.site or earlier.site,
+        is_nodal=later.is_nodal or earlier.is_nodal,
+        state=later.state or earlier.state,
+        measurements=tuple(m for m in earlier.measurements if m.kind not in later_kinds)
+        + later.measurements,
+        findings=tuple(dict.fromkeys(earlier.findings + later.findings)),
+        merged_into=later.merged_into or earlier.merged_into,
+        slice_thickness_mm=later.slice_thickness_mm or earlier.slice_thickness_mm,
     )
 
 

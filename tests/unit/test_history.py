@@ -120,3 +120,26 @@ def test_a_lesion_labelled_new_at_baseline_is_a_non_target() -> None:
     built = history(report("2024-01-01", lesion("T1", 30), lesion("New 1", 12)))
     assert built.lesions["label:New 1"].role is LesionRole.NON_TARGET
     assert any("where nothing is new" in warning for warning in built.warnings)
+
+
+def test_two_sources_on_one_date_add_up_for_one_lesion() -> None:
+    built = build_history(
+        [
+            report("2024-01-01", lesion("T1", 30)),
+            report("2024-01-01", lesion("T1", hu=80, findings={"necrosis": "present"})),
+        ]
+    )
+    (observation,) = built.timepoints[0].observations.values()
+    assert observation.long_axis_mm == 30
+    assert observation.findings[0].value == "present"
+    assert len(observation.measurements) == 2
+    assert not built.warnings
+
+
+def test_the_later_source_wins_for_the_same_value_and_says_so() -> None:
+    built = build_history(
+        [report("2024-01-01", lesion("T1", 30)), report("2024-01-01", lesion("T1", 32))]
+    )
+    (observation,) = built.timepoints[0].observations.values()
+    assert observation.long_axis_mm == 32
+    assert any("reported twice" in warning for warning in built.warnings)
