@@ -13,7 +13,8 @@ refused before it is read whole:
 
 All are :class:`InvalidInput`: a broken envelope stores nothing (reliability.md 4).
 Header folding (obsolete in RFC 5322) is refused; transport padding after a boundary
-is accepted, as RFC 2046 requires.
+is accepted, as RFC 2046 requires, and so are boundaries longer than its 70 characters
+(Orthanc 1.10's STOW-RS client sends two UUIDs, 73 characters).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from service.domain.errors import InvalidInput
 _CRLF: Final = b"\r\n"
 _HEADER_END: Final = b"\r\n\r\n"
 _PADDING: Final = b" \t"
-_BOUNDARY: Final = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
+# RFC 2046 bchars, up to 200 rather than 70: Orthanc's STOW-RS client sends 73.
+_BOUNDARY: Final = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,199}[0-9A-Za-z'()+_,\-./:=?]")
 _TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _PARAMETER: Final = re.compile(
     r'\s*;\s*([!#$%&\'*+\-.^_`|~0-9A-Za-z]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;\s]*)\s*'
@@ -103,7 +105,7 @@ def boundary_of(content_type: str) -> str:
     """The boundary parameter, checked against RFC 2046's ``boundary`` syntax."""
     boundary = parameters(content_type).get("boundary")
     if boundary is None or _BOUNDARY.fullmatch(boundary) is None:
-        raise MultipartError("the Content-Type has no valid boundary parameter")
+        raise MultipartError(f"no valid boundary parameter in Content-Type {content_type[:300]!r}")
     return boundary
 
 

@@ -124,6 +124,7 @@ def test_the_request_cap_holds_while_streaming() -> None:
         ('multipart/related; type="application/dicom"; boundary=abc', "abc"),
         ('Multipart/Related;boundary="a b:c";type=application/dicom', "a b:c"),
         ('multipart/related; boundary="q\\"x"', 'q"x'),
+        (f"multipart/related; boundary={'u' * 73}", "u" * 73),  # Orthanc's length
     ],
 )
 def test_boundary_parameter(content_type: str, boundary: str) -> None:
@@ -137,7 +138,13 @@ def test_boundary_parameter(content_type: str, boundary: str) -> None:
 
 @pytest.mark.parametrize(
     "content_type",
-    ["multipart/related", "multipart/related; boundary=", "multipart/related; boundary", "x; ;"],
+    [
+        "multipart/related",
+        "multipart/related; boundary=",
+        "multipart/related; boundary",
+        "x; ;",
+        f"multipart/related; boundary={'u' * 201}",
+    ],
 )
 def test_missing_or_malformed_parameters(content_type: str) -> None:
     with pytest.raises(multipart.MultipartError):

@@ -16,6 +16,7 @@ RetrieveURL (0008,1190) is type 2 and left empty: the service offers no WADO-RS.
 
 from __future__ import annotations
 
+import logging
 import re
 
 from fastapi import APIRouter, Request
@@ -27,6 +28,7 @@ from service.config import Settings
 from service.entrypoints import dicom_status
 from service.entrypoints.api.deps import EngineDep, SettingsDep
 
+logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/dicomweb", tags=["dicomweb"])
 
 DICOM = "application/dicom"
@@ -97,6 +99,7 @@ async def _stow(
     try:
         parts = await _read_parts(request, content_type, settings)
     except _Refusal as refusal:
+        logger.info("STOW-RS request refused (%d): %s", refusal.status, refusal)
         return refusal.response()
     stored: list[dicom_status.Instance] = []
     failed: list[dicom_status.InstanceRefused] = []

@@ -1,0 +1,125 @@
+"""Orthanc forwards SRs to the service, by C-STORE and by STOW-RS; run by
+``test_orthanc.py`` inside a private network namespace.
+
+Orthanc 1.10 binds its HTTP and DICOM ports on every interface, so the test runs this
+module under ``unshare -rn`` (a user and network namespace with only ``lo``, brought
+up by the caller): Orthanc and the service talk over that namespace's loopback and
+nothing is reachable from outside it. The module starts the service (HTTP + DIMSE)
+and Orthanc with a configuration in *workdir* (SQLite index and storage there, the
+service as DICOM modality ``us`` and DICOMweb server ``us``), uploads two SRs to Orthanc
+over its REST API, asks Orthanc to forward one with ``/modalities/us/store`` and the
+other with ``/dicom-web/servers/us/stow``, and prints what happened as JSON for the
+test to check. Usage: ``python -m tests.e2e.orthanc_scenario WORKDIR``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from service.adapters import db
+from service.domain.errors import NotFound
+from service.domain.model import DEFAULT_PATIENT_SYSTEM, PatientIdentity
+from tests.e2e.conftest import free_port, running_server
+from tests.sr_factory import LesionSpec, make_sr, sr_bytes
+
+DICOMWEB_PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
+STARTUP_SECONDS = 60
+ROUTES = {"C-STORE": "ORTHANC-DIMSE", "STOW-RS": "ORTHANC-STOW"}  # route -> patient id
+
+
+def _orthanc_config(workdir: Path, http_port: int, dicom_port: int, us: str, dimse: int) -> Path:
+    config = {
+        "Name": "tumour-response-e2e",
+        "StorageDirectory": str(workdir / "orthanc-storage"),
+        "IndexDirectory": str(workdir / "orthanc-index"),
+        "HttpPort": http_port,
+        "DicomPort": dicom_port,
+        "DicomAet": "ORTHANC",
+        "RemoteAccessAllowed": False,
+        "AuthenticationEnabled": False,
+        "Plugins": [DICOMWEB_PLUGIN],
+        "DicomModalities": {"us": ["TUMOUR_RESPONSE", "127.0.0.1", dimse]},
+        "DicomWeb": {"Enable": True, "Servers": {"us": [f"{us}/dicomweb/"]}},
+    }
+    path = workdir / "orthanc.json"
+    path.write_text(json.dumps(config))
+    return path
+
+
+def _wait(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"Orthanc exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError("Orthanc did not start")
+
+
+def _stored_version(database: Path, patient_id: str) -> int | None:
+    engine = db.create_engine(f"sqlite:///{database}")
+    try:
+        with db.open_store(engine) as store:
+            stored, _body = store.result(
+                PatientIdentity(DEFAULT_PATIENT_SYSTEM, patient_id), date(2024, 1, 5)
+            )
+        return stored.version
+    except NotFound:
+        return None
+    finally:
+        engine.dispose()
+
+
+def run(workdir: Path) -> dict[str, Any]:
+    dimse = free_port()
+    outcome: dict[str, Any] = {}
+    with running_server(workdir, TR_DIMSE_PORT=str(dimse)) as us:
+        http_port, dicom_port = free_port(), free_port()
+        config = _orthanc_config(workdir, http_port, dicom_port, us, dimse)
+        log = (workdir / "orthanc.log").open("wb")
+        orthanc = subprocess.Popen(["Orthanc", str(config)], stdout=log, stderr=subprocess.STDOUT)
+        try:
+            base = f"http://127.0.0.1:{http_port}"
+            _wait(f"{base}/system", orthanc)
+            for route, patient in ROUTES.items():
+                sr = make_sr(
+                    patient_id=patient,
+                    study_date="20240105",
+                    lesions=[LesionSpec("T1", long_axis_mm=30)],
+                )
+                uploaded = httpx.post(f"{base}/instances", content=sr_bytes(sr), timeout=30)
+                resource = uploaded.json()["ID"]
+                target = (
+                    f"{base}/modalities/us/store"
+                    if route == "C-STORE"
+                    else f"{base}/dicom-web/servers/us/stow"
+                )
+                forwarded = httpx.post(
+                    target, json={"Resources": [resource], "Synchronous": True}, timeout=60
+                )
+                outcome[route] = {
+                    "orthanc_status": forwarded.status_code,
+                    "orthanc_answer": forwarded.text,
+                    "version": _stored_version(workdir / "e2e.db", patient),
+                }
+        finally:
+            orthanc.terminate()
+            orthanc.wait(timeout=30)
+            log.close()
+    return outcome
+
+
+if __name__ == "__main__":
+    json.dump(run(Path(sys.argv[1])), sys.stdout)
