@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test test-tools lint typecheck pytest openapi clean
+.PHONY: run test test-tools lint typecheck pytest openapi bench clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -48,6 +48,11 @@ pytest: $(VENV)/.installed-test
 
 openapi: $(VENV)/.installed-test
 	$(BIN)/tumour-response openapi > openapi/openapi.json
+
+# The benchmark of issue 7 (README "Performance"): a measurement, not a test.
+bench: $(VENV)/.installed-test
+	bash tests/tools/install.sh bench/apt-packages.txt
+	$(BIN)/python -m bench.run
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

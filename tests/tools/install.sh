@@ -3,16 +3,18 @@
 # packages): Debian packages listed in apt-packages.txt, npm packages from
 # package.json into tests/tools/node_modules. Idempotent; called by `make test`.
 # Without root or apt-get, missing Debian packages are reported and the tests
-# that need them skip with a clear reason.
+# that need them skip with a clear reason. An optional argument names another
+# package list (the benchmark's: bench/apt-packages.txt).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
+packages="${1:-$here/apt-packages.txt}"
 
 missing=()
 while read -r package; do
     [[ -z "$package" || "$package" == \#* ]] && continue
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
         || missing+=("$package")
-done < "$here/apt-packages.txt"
+done < "$packages"
 if ((${#missing[@]})); then
     if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
         echo "installing Debian packages for the tests: ${missing[*]}"

@@ -1,0 +1,98 @@
+"""Request bodies for the benchmark: distinct TID 1500 SRs, written to files.
+
+One SR per lesion count is built with :func:`tests.sr_factory.make_sr` (highdicom,
+~0.1 s each); every further body is that template re-stamped with its own PatientID,
+StudyInstanceUID and SOP Instance UID, so each request is a new patient and a new
+document (no re-delivery shortcut, contract section 4). The content tree is left
+as raw bytes by pydicom and written back untouched, which keeps generation at about
+a millisecond per body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydicom.dataset import Dataset
+from pydicom.uid import generate_uid
+
+from tests.sr_factory import LesionSpec, make_sr, sr_bytes
+
+STOW_BOUNDARY = "bench-stow-boundary-7f3a9c"
+STOW_CONTENT_TYPE = f'multipart/related; type="application/dicom"; boundary={STOW_BOUNDARY}'
+
+
+def lesions(count: int) -> list[LesionSpec]:
+    """*count* target lesions, alternating liver/lung, with distinct sizes."""
+    sites = ("liver", "lung")
+    return [
+        LesionSpec(
+            f"T{index + 1}",
+            long_axis_mm=10.0 + index % 40,
+            short_axis_mm=5.0 + index % 20,
+            role="target",
+            site=sites[index % 2],
+        )
+        for index in range(count)
+    ]
+
+
+def template(lesion_count: int, study_date: str = "20240105") -> Dataset:
+    """The SR every body of *lesion_count* lesions is stamped from."""
+    return make_sr(
+        patient_id="BENCH-TEMPLATE", study_date=study_date, lesions=lesions(lesion_count)
+    )
+
+
+def stamp(sr: Dataset, patient_id: str, study_date: str | None = None) -> bytes:
+    """*sr* as a new document of patient *patient_id* (optionally on another date)."""
+    sop_uid = generate_uid(entropy_srcs=["bench-sr", patient_id, study_date or ""])
+    sr.PatientID = patient_id
+    sr.SOPInstanceUID = sop_uid
+    sr.file_meta.MediaStorageSOPInstanceUID = sop_uid
+    sr.StudyInstanceUID = generate_uid(entropy_srcs=["bench-study", patient_id, study_date or ""])
+    if study_date is not None:
+        sr.StudyDate = study_date
+        sr.ContentDate = study_date
+    return sr_bytes(sr)
+
+
+def distinct_srs(count: int, lesion_count: int = 10, prefix: str = "BENCH") -> Iterator[bytes]:
+    """*count* SRs of *lesion_count* lesions, each of its own patient."""
+    sr = template(lesion_count)
+    for index in range(count):
+        yield stamp(sr, f"{prefix}-{index:07d}")
+
+
+def stow_body(parts: Sequence[bytes]) -> bytes:
+    """A STOW-RS request body (PS3.18 section 10.5) of *parts*, one instance each."""
+    chunks = [
+        f"--{STOW_BOUNDARY}\r\nContent-Type: application/dicom\r\n\r\n".encode() + part + b"\r\n"
+        for part in parts
+    ]
+    return b"".join(chunks) + f"--{STOW_BOUNDARY}--\r\n".encode()
+
+
+@dataclass(frozen=True)
+class BodySet:
+    """Bodies on disk: *listing* names one body file per line (read by rotate.lua)."""
+
+    listing: Path
+    count: int
+    mean_bytes: float
+
+
+def write_bodies(directory: Path, bodies: Iterator[bytes], suffix: str) -> BodySet:
+    """Write every body to its own file under *directory* and list them."""
+    directory.mkdir(parents=True, exist_ok=True)
+    names: list[str] = []
+    total = 0
+    for index, body in enumerate(bodies):
+        path = directory / f"{index:07d}.{suffix}"
+        path.write_bytes(body)
+        names.append(str(path))
+        total += len(body)
+    listing = directory / "bodies.txt"
+    listing.write_text("\n".join(names) + "\n")
+    return BodySet(listing, len(names), total / max(len(names), 1))

@@ -1,0 +1,241 @@
+"""In-process measurements of the SR request path (no HTTP): growth in lesions,
+in history length and in database size, and the database's share of a request.
+
+:class:`Ingest` runs what ``POST /assessments`` runs for one ``application/dicom``
+body answered with the FHIR Bundle: parse, read, store, assess, serialise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from bench import bodies
+from service import services
+from service.adapters import db, db_schema as T, fhir_writer, sr_context, sr_reader
+from service.domain.model import AssessmentParameters, PatientIdentity, SourceDocument
+from service.entrypoints import dicom_status
+
+BASE_URL = "http://127.0.0.1/fhir"
+
+
+class TimedStore(db.Store):
+    """A :class:`~service.adapters.db.Store` adding the wall time of its public calls
+    to ``seconds`` (outermost calls only)."""
+
+    seconds = 0.0
+    _depth = 0
+
+    def __getattribute__(self, name: str) -> Any:
+        found = super().__getattribute__(name)
+        if name.startswith("_") or not callable(found):
+            return found
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            cls = TimedStore
+            cls._depth += 1
+            start = time.perf_counter()
+            try:
+                return found(*args, **kwargs)
+            finally:
+                cls._depth -= 1
+                if cls._depth == 0:
+                    cls.seconds += time.perf_counter() - start
+
+        return timed
+
+
+def new_engine(path: Path) -> Engine:
+    engine = db.create_engine(f"sqlite:///{path}")
+    db.migrate(engine)
+    return engine
+
+
+@dataclasses.dataclass
+class Ingest:
+    """One SR body in, the FHIR Bundle bytes out, on *engine* (the HTTP handler's steps)."""
+
+    engine: Engine
+    db_seconds: float = 0.0
+
+    def __call__(self, data: bytes) -> bytes:
+        dataset = sr_reader.parse_dicom(data)
+        report = sr_reader.read_sr(dataset)
+        inbound = services.Inbound(
+            report,
+            dicom_status.instance_digest(data, dataset),
+            dicom_context=sr_context.extract(dataset),
+        )
+        TimedStore.seconds = 0.0
+        begin = time.perf_counter()
+        with self.engine.begin() as connection:  # open_store's transaction
+            entered = time.perf_counter()
+            bundle = services.assess_reports(
+                TimedStore(connection), [inbound], [], AssessmentParameters(), BASE_URL
+            )
+            leaving = time.perf_counter()
+        # BEGIN IMMEDIATE and COMMIT count as database time.
+        self.db_seconds += TimedStore.seconds + entered - begin + time.perf_counter() - leaving
+        return fhir_writer.dumps(bundle)
+
+
+@dataclasses.dataclass(frozen=True)
+class Cost:
+    """Per-request CPU (process_time) and wall time, in ms, over *n* requests."""
+
+    cpu_ms: float
+    wall_ms: float
+    n: int
+
+
+def cost(run: Callable[[bytes], object], data: Sequence[bytes]) -> Cost:
+    """Mean cost of ``run`` over every body in *data* (each body once)."""
+    cpu, wall = time.process_time(), time.perf_counter()
+    for body in data:
+        run(body)
+    n = len(data)
+    return Cost(1e3 * (time.process_time() - cpu) / n, 1e3 * (time.perf_counter() - wall) / n, n)
+
+
+def lesion_growth(workdir: Path, small: int, large: int) -> dict[str, Any]:
+    """Parse + assess cost of an SR of 200 lesions against one of 10 (each of its own
+    patient), on one database, after a short warm-up."""
+    ingest = Ingest(new_engine(workdir / "growth.db"))
+    ten = list(bodies.distinct_srs(small + 5, 10, prefix="G10"))
+    two_hundred = list(bodies.distinct_srs(large + 1, 200, prefix="G200"))
+    cost(ingest, ten[:5] + two_hundred[:1])
+    c10, c200 = cost(ingest, ten[5:]), cost(ingest, two_hundred[1:])
+    return {
+        "cost_10": dataclasses.asdict(c10),
+        "cost_200": dataclasses.asdict(c200),
+        "ratio": c200.cpu_ms / c10.cpu_ms,
+        "bytes_10": len(ten[0]),
+        "bytes_200": len(two_hundred[0]),
+    }
+
+
+def history_growth(workdir: Path, patients: int) -> dict[str, Any]:
+    """Cost of the 10th and of the 50th timepoint of a patient: earlier timepoints are
+    stored directly (the parsed template, re-dated), the timed one goes the whole path."""
+    ingest = Ingest(new_engine(workdir / "history.db"))
+    sr = bodies.template(10)
+    parsed = sr_reader.read_sr(sr)
+    first = date(2020, 1, 6)
+    costs: dict[int, list[Cost]] = {10: [], 50: []}
+    for index in range(patients + 1):  # the first patient is the warm-up
+        patient_id = f"H-{index:05d}"
+        patient = PatientIdentity(parsed.patient.system, patient_id)
+        stored = 0
+        for timepoint in (10, 50):
+            with db.open_store(ingest.engine) as store:
+                for n in range(stored + 1, timepoint):
+                    day = first + timedelta(weeks=6 * n)
+                    store.add_report(
+                        dataclasses.replace(
+                            parsed,
+                            patient=patient,
+                            date=day,
+                            source=SourceDocument(f"2.25.{index}{n:03d}", "dicom-sr"),
+                        ),
+                        services.digest(f"{patient_id}/{n}".encode()),
+                    )
+            day = first + timedelta(weeks=6 * timepoint)
+            body = bodies.stamp(sr, patient_id, day.strftime("%Y%m%d"))
+            measured = cost(ingest, [body])
+            if index:
+                costs[timepoint].append(measured)
+            stored = timepoint
+    c10 = sum(c.cpu_ms for c in costs[10]) / patients
+    c50 = sum(c.cpu_ms for c in costs[50]) / patients
+    return {"cpu_ms_10th": c10, "cpu_ms_50th": c50, "ratio": c50 / c10, "patients": patients}
+
+
+def populate(engine: Engine, patients: int, batch: int = 20_000) -> float:
+    """Fill the SQLite database of *engine* with *patients* patients of one 10-lesion
+    document each (two measurements per lesion, one indexed FHIR Patient), by
+    executemany of Core inserts with SQLite's own column formats; returns seconds."""
+    start = time.perf_counter()
+    when, day = "2024-01-01 00:00:00.000000", "2024-01-05"
+    rows: dict[sa.Table, Callable[[int], list[tuple[Any, ...]]]] = {
+        T.patient: lambda i: [(i, "default", "urn:bench", f"P{i:07d}")],
+        T.document: lambda i: [
+            (i, "default", i, f"2.25.9{i}", "dicom-sr", f"{i:064x}", 0, day, "[]", when)
+        ],
+        T.lesion: lambda i: [
+            (
+                i * 10 + k,
+                i,
+                k,
+                f"2.25.8{i}{k}",
+                f"T{k + 1}",
+                "target",
+                "10200004",
+                "SCT",
+                "Liver",
+                0,
+                "[]",
+            )
+            for k in range(10)
+        ],
+        T.measurement: lambda i: [
+            (i * 10 + k, m, kind, "12.5", f"1.{k}.{m}")
+            for k in range(10)
+            for m, kind in enumerate(("long-axis", "short-axis"))
+        ],
+        T.fhir_resource: lambda i: [
+            ("default", i, "Patient", f"p{i}", f"urn:bench|P{i:07d}", 1, when, b"{}")
+        ],
+    }
+    columns = {
+        T.patient: ("id", "tenant", "system", "value"),
+        T.document: (
+            "id",
+            "tenant",
+            "patient_id",
+            "uid",
+            "kind",
+            "digest",
+            "preliminary",
+            "imaging_date",
+            "warnings",
+            "received_at",
+        ),
+        T.lesion: (
+            "id",
+            "document_id",
+            "position",
+            "tracking_uid",
+            "tracking_id",
+            "role",
+            "site_code",
+            "site_scheme",
+            "site_meaning",
+            "is_nodal",
+            "findings",
+        ),
+        T.measurement: ("lesion_id", "position", "kind", "value", "path"),
+        T.fhir_resource: (
+            "tenant",
+            "patient_id",
+            "resource_type",
+            "resource_id",
+            "identifier",
+            "version",
+            "last_updated",
+            "body",
+        ),
+    }
+    for low in range(1, patients + 1, batch):
+        ids = range(low, min(low + batch, patients + 1))
+        with engine.begin() as connection:
+            for table, make in rows.items():
+                statement = table.insert().compile(engine, column_keys=list(columns[table]))
+                connection.exec_driver_sql(str(statement), [row for i in ids for row in make(i)])
+    return time.perf_counter() - start

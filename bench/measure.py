@@ -1,0 +1,113 @@
+"""Drive one server with wrk and record what it cost the server (performance.md §8:
+3 s warm-up, then bounded runs whose medians are reported)."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from bench import procstat, wrk
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How each target is loaded."""
+
+    warmup_s: float = 3.0
+    run_s: float = 10.0
+    runs: int = 3
+    connections: int = 8
+
+
+@dataclass
+class Cursor:
+    """The next body to send; a stateful server never gets the same body twice
+    unless the bodies run out (then ``reused`` counts the repeats)."""
+
+    bodies: int
+    next: int = 0
+    reused: int = 0
+
+    def advance(self, sent: int) -> None:
+        self.next += sent
+        self.reused = max(0, self.next - self.bodies)
+
+
+@dataclass
+class Figures:
+    """One target's runs and their medians."""
+
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    rps: float = 0.0
+    p50_ms: float = 0.0
+    p99_ms: float = 0.0
+    cpu_ms_per_request: float = 0.0
+    peak_rss_mb: float = 0.0
+    errors: int = 0
+    bodies_reused: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def load_run(
+    pid: int, load: wrk.Load, cursor: Cursor, seconds: float, connections: int, delay_ms: float
+) -> dict[str, Any]:
+    """One wrk run with the server's CPU time over it."""
+    before = procstat.cpu_seconds(pid)
+    result = wrk.run(
+        load,
+        seconds=seconds,
+        connections=connections,
+        first_body=cursor.next,
+        delay_ms=delay_ms,
+    )
+    cpu = procstat.cpu_seconds(pid) - before
+    # Requests still in flight when wrk stops were sent too: skip past them.
+    cursor.advance(result.requests + connections)
+    return {
+        **result.as_dict(),
+        "cpu_ms_per_request": 1e3 * cpu / max(result.requests, 1),
+        "server_cpu_share": cpu / result.seconds if result.seconds else 0.0,
+    }
+
+
+def measure(pid: int, load: wrk.Load, cursor: Cursor, protocol: Protocol) -> Figures:
+    """Warm up, then ``protocol.runs`` closed-loop runs; medians of the runs."""
+    load_run(pid, load, cursor, protocol.warmup_s, protocol.connections, 0.0)
+    runs = [
+        load_run(pid, load, cursor, protocol.run_s, protocol.connections, 0.0)
+        for _ in range(protocol.runs)
+    ]
+    return summarise(runs, pid, cursor)
+
+
+def summarise(runs: list[dict[str, Any]], pid: int, cursor: Cursor) -> Figures:
+    def median(key: str) -> float:
+        return float(statistics.median(run[key] for run in runs))
+
+    return Figures(
+        runs=runs,
+        rps=median("rps"),
+        p50_ms=median("p50_ms"),
+        p99_ms=median("p99_ms"),
+        cpu_ms_per_request=median("cpu_ms_per_request"),
+        peak_rss_mb=procstat.peak_rss_mb(pid),
+        errors=sum(run["non_2xx"] + run["socket_errors"] for run in runs),
+        bodies_reused=cursor.reused,
+    )
+
+
+def half_saturation(
+    pid: int, load: wrk.Load, cursor: Cursor, protocol: Protocol, saturated_rps: float
+) -> Figures:
+    """One run offered about half of *saturated_rps*: each connection waits
+    ``connections / rate`` between its requests (wrk's ``delay()``; Debian has no
+    wrk2). Below 8 req/s fewer connections are used, so each still sends several."""
+    rate = saturated_rps / 2
+    connections = max(1, min(protocol.connections, int(rate)))
+    delay_ms = 1e3 * connections / rate if rate > 0 else 0.0
+    run = load_run(pid, load, cursor, protocol.run_s, connections, delay_ms)
+    run.update(offered_rps=rate, delay_ms=delay_ms, connections=connections)
+    return summarise([run], pid, cursor)

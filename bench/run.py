@@ -1,0 +1,275 @@
+"""``make bench``: the benchmark of issue 7, every figure a ratio within one run.
+
+Starts the real server (``python -m service serve``: uvicorn, uvloop, httptools, one
+worker, SQLite in a temporary directory) and a bare FastAPI echo (bench/echo_app.py)
+with the same settings; drives both with wrk over distinct SR bodies; stores the same
+SRs into Orthanc over STOW-RS; measures growth in-process; prints each ratio against
+its target and writes bench/results/latest.json. Exits 0 whether targets pass or
+fail (a measurement), non-zero only when the harness itself fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import bodies, inprocess, measure, orthanc, servers, wrk
+
+RESULTS = Path(__file__).with_name("results") / "latest.json"
+DICOM = "application/dicom"
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """One target of issue 7: *value* compared with *target* (``>=`` or ``<=``)."""
+
+    name: str
+    value: float | None
+    op: str
+    target: float
+    note: str = ""
+
+    @property
+    def verdict(self) -> str:
+        if self.value is None:
+            return "NOT MEASURED"
+        ok = self.value >= self.target if self.op == ">=" else self.value <= self.target
+        return "PASS" if ok else "FAIL"
+
+    def line(self) -> str:
+        shown = "-" if self.value is None else f"{self.value:.4g}"
+        return f"{self.verdict:12} {self.name:44} {shown:>10} (target {self.op} {self.target:g})"
+
+
+def machine() -> dict[str, Any]:
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return {
+        "nproc": os.cpu_count(),
+        "cpu_model": model,
+        "python": platform.python_version(),
+        "load_average_at_start": os.getloadavg(),
+    }
+
+
+def accepts(base: str, media_type: str) -> bool:
+    """Whether the running service documents *media_type* for POST /assessments."""
+    with urllib.request.urlopen(f"{base}/openapi.json", timeout=10) as answer:
+        document = json.load(answer)
+    body = document["paths"]["/assessments"]["post"].get("requestBody", {})
+    return media_type in body.get("content", {})
+
+
+def has_cli_assess() -> bool:
+    done = subprocess.run(
+        [sys.executable, "-m", "service", "assess", "--help"],
+        capture_output=True,
+        cwd=servers.REPO,
+        check=False,
+    )
+    return done.returncode == 0
+
+
+def http_phase(work: Path, args: argparse.Namespace, protocol: measure.Protocol) -> dict[str, Any]:
+    srs = bodies.write_bodies(work / "sr", bodies.distinct_srs(args.bodies, args.lesions), "dcm")
+    result: dict[str, Any] = {"sr_bodies": srs.count, "sr_mean_bytes": srs.mean_bytes}
+    with servers.service(work) as service, servers.echo(work) as echo:
+        base = servers.base_url(service)
+        sr_load = wrk.Load(f"{base}/assessments", srs.listing, DICOM)
+        echo_load = wrk.Load(f"{servers.base_url(echo)}/echo", srs.listing, DICOM)
+        cursor = measure.Cursor(srs.count)
+        sr = measure.measure(service.pid, sr_load, cursor, protocol)
+        bare = measure.measure(echo.pid, echo_load, measure.Cursor(srs.count), protocol)
+        half = measure.half_saturation(service.pid, sr_load, cursor, protocol, sr.rps)
+        result.update(
+            sr=sr.as_dict(),
+            echo=bare.as_dict(),
+            sr_half_saturation=half.as_dict(),
+            fhir_bundle_accepted=accepts(base, "application/fhir+json"),
+        )
+    return result
+
+
+def orthanc_phase(work: Path, args: argparse.Namespace, protocol: measure.Protocol) -> Any:
+    why = orthanc.missing()
+    if why:
+        return {"skipped": why}
+    stow = bodies.write_bodies(
+        work / "stow",
+        (bodies.stow_body([sr]) for sr in bodies.distinct_srs(args.bodies, args.lesions)),
+        "mime",
+    )
+    return orthanc.measure_in_namespace(work, stow.listing, stow.count, protocol)
+
+
+def inprocess_phase(work: Path, args: argparse.Namespace) -> dict[str, Any]:
+    lesions = inprocess.lesion_growth(work, args.growth_n, max(args.growth_n // 5, 3))
+    history = inprocess.history_growth(work, args.history_patients)
+    empty = inprocess.Ingest(inprocess.new_engine(work / "empty.db"))
+    full = inprocess.Ingest(inprocess.new_engine(work / "full.db"))
+    populate_s = inprocess.populate(full.engine, args.patients)
+    sample = list(bodies.distinct_srs(2 * args.growth_n + 4, prefix="DB"))
+    inprocess.cost(empty, sample[:2])
+    inprocess.cost(full, sample[2:4])
+    empty.db_seconds = 0.0
+    on_empty = inprocess.cost(empty, sample[4 : 4 + args.growth_n])
+    on_full = inprocess.cost(full, sample[4 + args.growth_n :])
+    return {
+        "lesion_growth": lesions,
+        "history_growth": history,
+        "database_size": {
+            "patients": args.patients,
+            "populate_seconds": populate_s,
+            "empty": asdict(on_empty),
+            "populated": asdict(on_full),
+            "ratio_wall": on_full.wall_ms / on_empty.wall_ms,
+            "ratio_cpu": on_full.cpu_ms / on_empty.cpu_ms,
+        },
+        "database_share": {
+            "db_wall_ms_per_request": 1e3 * empty.db_seconds / on_empty.n,
+            "request_wall_ms": on_empty.wall_ms,
+            "share": 1e3 * empty.db_seconds / on_empty.n / on_empty.wall_ms,
+        },
+    }
+
+
+def ratios(found: dict[str, Any]) -> list[Ratio]:
+    http, peer, local = found["http"], found["orthanc"], found["inprocess"]
+    sr, echo = http["sr"], http["echo"]
+    half = http["sr_half_saturation"]
+    peer_rps = peer.get("rps")
+    return [
+        Ratio("SR 10 lesions throughput / echo", sr["rps"] / echo["rps"], ">=", 0.10),
+        Ratio(
+            "SR server CPU per request / echo",
+            sr["cpu_ms_per_request"] / echo["cpu_ms_per_request"],
+            "<=",
+            10,
+        ),
+        Ratio(
+            "FHIR Bundle throughput / echo",
+            None,
+            ">=",
+            0.15,
+            "POST /assessments accepts application/fhir+json but the harness has no "
+            "Bundle bodies yet"
+            if http["fhir_bundle_accepted"]
+            else "POST /assessments does not accept application/fhir+json yet",
+        ),
+        Ratio(
+            "SR throughput / Orthanc STOW-RS store",
+            sr["rps"] / peer_rps if peer_rps else None,
+            ">=",
+            2,
+            peer.get("skipped", ""),
+        ),
+        Ratio("SR p99 / p50 at half saturation", half["p99_ms"] / half["p50_ms"], "<=", 4),
+        Ratio("SR 200 lesions / 10 lesions (CPU)", local["lesion_growth"]["ratio"], "<=", 25),
+        Ratio("50th / 10th timepoint (CPU)", local["history_growth"]["ratio"], "<=", 1.25),
+        Ratio(
+            "100,000 patients / empty database (wall)",
+            local["database_size"]["ratio_wall"],
+            "<=",
+            1.20,
+        ),
+        Ratio(
+            "database share of an SR request (wall)", local["database_share"]["share"], "<=", 0.10
+        ),
+        Ratio("worker peak RSS, MB", max(sr["peak_rss_mb"], half["peak_rss_mb"]), "<=", 300),
+        Ratio(
+            "offline CLI / dcmread + full walk",
+            None,
+            ">=",
+            0.5,
+            "`tumour-response assess` exists; the harness does not time it yet"
+            if found["cli_assess"]
+            else "`tumour-response assess` does not exist yet",
+        ),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--bodies", type=int, default=3000, help="distinct SR bodies")
+    parser.add_argument("--lesions", type=int, default=10, help="lesions per SR body")
+    parser.add_argument("--seconds", type=float, default=10, help="length of one wrk run")
+    parser.add_argument("--warmup", type=float, default=3, help="warm-up seconds")
+    parser.add_argument("--runs", type=int, default=3, help="wrk runs per target")
+    parser.add_argument("--connections", type=int, default=8, help="wrk connections")
+    parser.add_argument("--patients", type=int, default=100_000, help="populated database")
+    parser.add_argument("--growth-n", type=int, default=30, help="in-process requests")
+    parser.add_argument("--history-patients", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        print("wrk is not installed: run `bash tests/tools/install.sh` (Debian)", file=sys.stderr)
+        return 2
+    protocol = measure.Protocol(args.warmup, args.seconds, args.runs, args.connections)
+    started = time.monotonic()
+    found: dict[str, Any] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": " ".join(["python -m bench.run", *(argv or sys.argv[1:])]),
+        "machine": machine(),
+        "protocol": asdict(protocol),
+        "cli_assess": has_cli_assess(),
+    }
+    with tempfile.TemporaryDirectory(prefix="tr-bench-") as tmp:
+        work = Path(tmp)
+        for name, phase in (
+            ("http", lambda: http_phase(work, args, protocol)),
+            ("orthanc", lambda: orthanc_phase(work, args, protocol)),
+            ("inprocess", lambda: inprocess_phase(work, args)),
+        ):
+            print(f"-- {name} ({time.monotonic() - started:.0f} s)", flush=True)
+            found[name] = phase()
+    found["ratios"] = [{**asdict(ratio), "verdict": ratio.verdict} for ratio in ratios(found)]
+    found["elapsed_s"] = time.monotonic() - started
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(found, indent=2) + "\n")
+    report(found)
+    return 0
+
+
+def report(found: dict[str, Any]) -> None:
+    """The figures per target, then every ratio with its verdict."""
+    print(
+        f"{'target':14} {'req/s':>9} {'p50 ms':>9} {'p99 ms':>9} {'CPU ms/req':>11} {'RSS MB':>8}"
+    )
+    http = found["http"]
+    rows = [
+        ("SR ingest", http["sr"]),
+        ("SR half-sat", http["sr_half_saturation"]),
+        ("bare echo", http["echo"]),
+        ("Orthanc STOW", found["orthanc"]),
+    ]
+    for name, fig in rows:
+        if "rps" in fig:
+            print(
+                f"{name:14} {fig['rps']:9.1f} {fig['p50_ms']:9.1f} {fig['p99_ms']:9.1f} "
+                f"{fig['cpu_ms_per_request']:11.2f} {fig['peak_rss_mb']:8.1f}"
+            )
+    for ratio in found["ratios"]:
+        line = Ratio(*(ratio[k] for k in ("name", "value", "op", "target", "note"))).line()
+        print(line + (f"  [{ratio['note']}]" if ratio["note"] else ""))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,121 @@
+"""The benchmark harness's pieces that run in seconds (bench/): body generation, the
+reading of wrk's report, process figures and verdicts. CI never runs the benchmark."""
+
+from __future__ import annotations
+
+import os
+from io import BytesIO
+from pathlib import Path
+
+import pytest
+from pydicom import dcmread
+
+from bench import bodies, measure, procstat, wrk
+from bench.run import Ratio
+from service.adapters import sr_reader
+
+WRK_REPORT = """\
+Running 10s test @ http://127.0.0.1:40123/assessments
+  1 threads and 8 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency   112.45ms   30.12ms 401.00ms   80.00%
+    Req/Sec    71.20     10.11    90.00     70.00%
+  Latency Distribution
+     50%  104.50ms
+     75%  120.00ms
+     90%  150.00ms
+     99%    1.25s
+  712 requests in 10.01s, 9.10MB read
+  Socket errors: connect 0, read 1, write 0, timeout 2
+  Non-2xx or 3xx responses: 4
+Requests/sec:     71.13
+Transfer/sec:    931.00KB
+"""
+
+
+def test_wrk_report_is_read_with_units():
+    result = wrk.parse(WRK_REPORT)
+    assert result.requests == 712
+    assert result.seconds == pytest.approx(10.01)
+    assert result.rps == pytest.approx(71.13)
+    assert result.p50_ms == pytest.approx(104.5)
+    assert result.p99_ms == pytest.approx(1250.0)
+    assert (result.non_2xx, result.socket_errors) == (4, 3)
+
+
+def test_wrk_report_in_microseconds_without_errors():
+    text = WRK_REPORT.replace("104.50ms", "870.00us").replace("1.25s", "2.10ms")
+    text = text.replace("  Socket errors: connect 0, read 1, write 0, timeout 2\n", "")
+    result = wrk.parse(text.replace("  Non-2xx or 3xx responses: 4\n", ""))
+    assert result.p50_ms == pytest.approx(0.87)
+    assert result.p99_ms == pytest.approx(2.1)
+    assert (result.non_2xx, result.socket_errors) == (0, 0)
+
+
+def test_a_report_without_latency_distribution_is_refused():
+    with pytest.raises(ValueError, match="wrk --latency"):
+        wrk.parse(WRK_REPORT.split("  Latency Distribution")[0])
+
+
+def test_bodies_are_distinct_readable_measurement_reports(tmp_path):
+    written = bodies.write_bodies(tmp_path, bodies.distinct_srs(3, lesion_count=2), "dcm")
+    paths = written.listing.read_text().split()
+    assert written.count == len(paths) == 3
+    datasets = [dcmread(path) for path in paths]
+    assert len({ds.PatientID for ds in datasets}) == 3
+    assert len({ds.SOPInstanceUID for ds in datasets}) == 3
+    for path, ds in zip(paths, datasets, strict=True):
+        assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
+        report = sr_reader.read_sr(sr_reader.parse_dicom(Path(path).read_bytes()))
+        assert report.patient.value == ds.PatientID
+        assert [lesion.identity.tracking_id for lesion in report.lesions] == ["T1", "T2"]
+
+
+def test_stamp_moves_a_report_to_another_date():
+    sr = bodies.template(1)
+    data = bodies.stamp(sr, "P-1", "20250102")
+    report = sr_reader.read_sr(sr_reader.parse_dicom(data))
+    assert (report.patient.value, report.date.isoformat()) == ("P-1", "2025-01-02")
+
+
+def test_stow_body_frames_each_instance():
+    body = bodies.stow_body([b"DICM-1", b"DICM-2"])
+    boundary = f"--{bodies.STOW_BOUNDARY}".encode()
+    assert body.count(boundary) == 3
+    assert body.endswith(boundary + b"--\r\n")
+    assert b"Content-Type: application/dicom\r\n\r\nDICM-2\r\n" in body
+    assert f"boundary={bodies.STOW_BOUNDARY}" in bodies.STOW_CONTENT_TYPE
+
+
+def test_process_figures_of_this_process():
+    assert procstat.cpu_seconds(os.getpid()) > 0
+    assert 1 < procstat.peak_rss_mb(os.getpid()) < 10_000
+
+
+def test_cursor_counts_reused_bodies():
+    cursor = measure.Cursor(bodies=10)
+    cursor.advance(8)
+    assert (cursor.next, cursor.reused) == (8, 0)
+    cursor.advance(5)
+    assert (cursor.next, cursor.reused) == (13, 3)
+
+
+@pytest.mark.parametrize(
+    ("value", "op", "target", "verdict"),
+    [
+        (0.12, ">=", 0.10, "PASS"),
+        (0.01, ">=", 0.10, "FAIL"),
+        (1.3, "<=", 1.25, "FAIL"),
+        (1.25, "<=", 1.25, "PASS"),
+        (None, ">=", 2, "NOT MEASURED"),
+    ],
+)
+def test_ratio_verdicts(value, op, target, verdict):
+    ratio = Ratio("x", value, op, target)
+    assert ratio.verdict == verdict
+    assert ratio.line().startswith(verdict)
+
+
+def test_bodies_round_trip_through_bytes():
+    data = next(bodies.distinct_srs(1, lesion_count=1, prefix="RT"))
+    assert dcmread(BytesIO(data)).PatientID == "RT-0000000"
