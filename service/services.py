@@ -7,8 +7,9 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
-from service.adapters import fhir_index, fhir_writer
+from service.adapters import fhir_index, fhir_writer, sr_writer
 from service.adapters.db import FhirRecord, Store
 from service.domain.advisor import Recommendation, merge_settings, recommend
 from service.domain.commentary import commentary
@@ -34,6 +35,7 @@ class Inbound:
     report: TimepointReport
     digest: str
     received: tuple[FhirRecord, ...] = ()  # FHIR resources of the input, for the index
+    dicom_context: dict[str, Any] | None = None  # sr_context.extract of a DICOM SR
 
 
 def digest(data: bytes) -> str:
@@ -73,22 +75,14 @@ def assess_reports(
     (the ``primary`` / ``therapy`` parameters) completes what the sources say of the
     clinical setting; without *criteria* the advisor chooses them from it.
     """
-    choose_criteria(criteria, ())  # refuse unknown criteria before storing anything
-    for item in inbound:
-        store.add_report(item.report, item.digest)
-        for record in item.received:
-            store.put_resource(record)
+    _store_all(store, inbound, criteria)
     days_by_patient: dict[PatientIdentity, set[date]] = {}
     for item in inbound:
         days_by_patient.setdefault(item.report.patient, set()).add(item.report.date)
     dated: list[tuple[date, list[fhir_writer.Resource]]] = []
     for patient, days in days_by_patient.items():
         store.put_resource(fhir_index.record(fhir_index.patient_resource(patient), patient))
-        history = build_history(store.reports(patient))
-        advice = recommend(merge_settings([history.setting, setting]))
-        assessments = [
-            CRITERIA[name](history, params) for name in choose_criteria(criteria, advice)
-        ]
+        history, advice, assessments = _assess(store, patient, criteria, params, setting)
         dated.extend(
             (day, _timepoint(store, history, assessments, day, advice)) for day in sorted(days)
         )
@@ -96,6 +90,55 @@ def assess_reports(
     return fhir_writer.collection_bundle(
         (resource for _day, resources in dated for resource in resources), base_url
     )
+
+
+def assess_newest_as_sr(
+    store: Store,
+    inbound: Sequence[Inbound],
+    criteria: Sequence[str],
+    params: AssessmentParameters,
+    setting: ClinicalSetting | None = None,
+) -> bytes:
+    """Store the reports, then the assessment of the newest timepoint of the input as a
+    DICOM SR (contract section 2, ``Accept: application/dicom``)."""
+    _store_all(store, inbound, criteria)
+    newest = max((item.report for item in inbound), key=lambda report: report.date)
+    history, _advice, assessments = _assess(store, newest.patient, criteria, params, setting)
+    return sr_writer.write_sr(
+        history,
+        assessments,
+        newest.date,
+        store.dicom_context(newest.patient, newest.date),
+        preliminary=any(tp.preliminary for tp in history.timepoints if tp.date == newest.date),
+    )
+
+
+def store_reports(store: Store, inbound: Sequence[Inbound]) -> None:
+    """Store the reports without assessing them (the offline CLI assesses once all are in)."""
+    _store_all(store, inbound, ())
+
+
+def _store_all(store: Store, inbound: Sequence[Inbound], criteria: Sequence[str]) -> None:
+    choose_criteria(criteria, ())  # refuse unknown criteria before storing anything
+    for item in inbound:
+        store.add_report(item.report, item.digest, dicom_context=item.dicom_context)
+        for record in item.received:
+            store.put_resource(record)
+
+
+def _assess(
+    store: Store,
+    patient: PatientIdentity,
+    criteria: Sequence[str],
+    params: AssessmentParameters,
+    setting: ClinicalSetting | None,
+) -> tuple[History, tuple[Recommendation, ...], list[Assessment]]:
+    """The patient's stored history, the advice for its setting, each criterion's
+    assessment of it."""
+    history = build_history(store.reports(patient))
+    advice = recommend(merge_settings([history.setting, setting]))
+    assessments = [CRITERIA[name](history, params) for name in choose_criteria(criteria, advice)]
+    return history, advice, assessments
 
 
 def _timepoint(

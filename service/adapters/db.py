@@ -170,17 +170,23 @@ class Store:
         self._connection.execute(sa.select(1)).scalar_one()
 
     def add_report(
-        self, report: TimepointReport, digest: str, tenant: str = DEFAULT_TENANT
+        self,
+        report: TimepointReport,
+        digest: str,
+        tenant: str = DEFAULT_TENANT,
+        dicom_context: dict[str, Any] | None = None,
     ) -> bool:
         """Store *report*; False if this document is already stored with *digest*.
 
-        Raises :class:`Conflict` when the document was stored with another digest.
+        *dicom_context* (:func:`service.adapters.sr_context.extract`) is kept with the
+        document for SR write-back. Raises :class:`Conflict` when the document was
+        stored with another digest.
         """
         stored_digest = self._document_digest(report.source.uid, tenant)
         if stored_digest is None:
             try:
                 with self._connection.begin_nested():
-                    self._insert_report(report, digest, tenant)
+                    self._insert_report(report, digest, tenant, dicom_context)
                 return True
             except IntegrityError:
                 stored_digest = self._document_digest(report.source.uid, tenant)
@@ -378,6 +384,22 @@ class Store:
             return None
         return stored
 
+    def dicom_context(
+        self, patient: PatientIdentity, day: date, tenant: str = DEFAULT_TENANT
+    ) -> dict[str, Any] | None:
+        """The DICOM context of the newest stored document of *patient* imaged on *day*
+        that has one; None when no DICOM document of that day has a context."""
+        d = schema.document
+        query = (
+            sa.select(d.c.dicom_context)
+            .join(schema.patient)
+            .where(_is(patient, tenant), d.c.imaging_date == day, d.c.dicom_context.is_not(None))
+            .order_by(d.c.id.desc())
+            .limit(1)
+        )
+        context: dict[str, Any] | None = self._connection.execute(query).scalar_one_or_none()
+        return context
+
     def _document_digest(self, uid: str, tenant: str) -> str | None:
         d = schema.document
         query = sa.select(d.c.digest).where(d.c.tenant == tenant, d.c.uid == uid)
@@ -403,10 +425,18 @@ class Store:
                 raise
             return found
 
-    def _insert_report(self, report: TimepointReport, digest: str, tenant: str) -> None:
+    def _insert_report(
+        self,
+        report: TimepointReport,
+        digest: str,
+        tenant: str,
+        dicom_context: dict[str, Any] | None,
+    ) -> None:
         patient_id = self._ensure_patient(report.patient, tenant)
         insert_document = sa.insert(schema.document).returning(schema.document.c.id)
         document_row = _document_row(report, digest, tenant, patient_id)
+        if dicom_context is not None:  # else SQL NULL: JSON would store None as 'null'
+            document_row["dicom_context"] = dicom_context
         document_id = self._connection.execute(insert_document, document_row).scalar_one()
         if not report.lesions:
             return

@@ -36,6 +36,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import BytesLengthException, InvalidDicomError
 
 from service.adapters import sr_codes as C
+from service.adapters.sr_context import ASSESSMENT_DEVICE_UID
 from service.domain.errors import InvalidInput, UnsupportedInput
 from service.domain.model import (
     DEFAULT_PATIENT_SYSTEM,
@@ -82,6 +83,7 @@ _MALFORMED = (
     ArithmeticError,
 )
 _UNDEFINED_LENGTH: Final = 0xFFFFFFFF
+_DEVICE_OBSERVER_UID: Final[C.Key] = ("121012", "DCM")
 _NO_CONCEPT: Final[C.Key] = ("", "")
 _LENGTH_KINDS = frozenset(
     {
@@ -205,6 +207,7 @@ class _Group:
 def _read(ds: Dataset, patient_system: str) -> TimepointReport:
     _require_sr(_sop_class(ds))
     require_measurement_report(ds)
+    _refuse_own_assessment(ds)
     patient = _patient(ds, patient_system)
     day = _date(ds)
     source = SourceDocument(
@@ -254,6 +257,17 @@ def require_measurement_report(ds: Dataset) -> None:
     is_report = _concept_key(ds) == C.REPORT_TITLE or template == C.REPORT_TEMPLATE
     if ds.get("ValueType") != "CONTAINER" or not is_report:
         raise UnsupportedInput("not a TID 1500 Measurement Report")
+
+
+def _refuse_own_assessment(ds: Dataset) -> None:
+    """An assessment SR this service wrote (TID 1004 Device Observer UID 121012 DCM =
+    ASSESSMENT_DEVICE_UID) holds verdicts, not measurements: it is never re-ingested."""
+    for _path, item in _children(ds, ""):
+        if _concept_key(item) == _DEVICE_OBSERVER_UID and item.get("UID") == ASSESSMENT_DEVICE_UID:
+            raise UnsupportedInput(
+                "this SR is an assessment written by tumour-response, not a measurement"
+                " report: it is not read"
+            )
 
 
 def _patient(ds: Dataset, patient_system: str) -> PatientIdentity:

@@ -15,6 +15,7 @@ from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -31,7 +32,7 @@ from service.adapters.db import (
     migrate,
     open_store,
 )
-from service.adapters.db_schema import lesion, measurement, metadata
+from service.adapters.db_schema import document, lesion, measurement, metadata
 from service.domain.errors import Conflict, NotFound
 from service.domain.model import (
     DEFAULT_PATIENT_SYSTEM,
@@ -353,3 +354,33 @@ def test_fhir_resources_version_on_change_and_are_searchable(db: Engine) -> None
     assert [r.resource_id for r in by_patient] == ["o1", "o2", "o3"]
     assert [r.resource_id for r in later] == ["o2"]
     assert [r.resource_id for r in by_identifier] == ["o2"]
+
+
+CONTEXT: dict[str, Any] = {
+    "attributes": {"PatientID": "P-001", "PatientName": "Doe^Jane", "StudyDate": "20240115"},
+    "evidence": [{"study": "1.2.3", "series": "1.2.3.4", "sop": "1.2.3.4.5", "sop_class": "1.2"}],
+    "procedure_reported": [["25045-6", "LN", "CT unspecified body region"]],
+}
+
+
+def test_dicom_context_is_the_newest_of_the_day_that_has_one(db: Engine) -> None:
+    newer = {**CONTEXT, "attributes": {**CONTEXT["attributes"], "StudyID": "2"}}
+    with open_store(db) as store:
+        assert store.add_report(rich_report("1.2.1"), "d1", dicom_context=CONTEXT)
+        assert store.add_report(rich_report("1.2.2"), "d2", dicom_context=newer)
+        assert store.add_report(plain_report("fhir-1", BASELINE), "d3")  # no context
+        assert store.add_report(rich_report("1.2.4", BASELINE + timedelta(days=60)), "d4")
+    with open_store(db) as store:
+        assert store.dicom_context(PATIENT, BASELINE) == newer
+        assert store.dicom_context(PATIENT, BASELINE + timedelta(days=60)) is None
+        assert store.dicom_context(PATIENT, BASELINE - timedelta(days=1)) is None
+        assert store.dicom_context(PatientIdentity("other", "P-001"), BASELINE) is None
+
+
+def test_documents_without_context_store_sql_null(db: Engine) -> None:
+    add(db, rich_report(), "d1")
+    with db.connect() as connection:
+        stored = connection.execute(
+            sa.select(sa.func.count()).where(document.c.dicom_context.is_(None))
+        ).scalar_one()
+    assert stored == 1

@@ -8,21 +8,20 @@ GIL (performance.md sections 3.3 and 6).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from service import services
-from service.adapters import fhir_writer, multipart, sr_reader
-from service.adapters.db import open_store
+from service.adapters import fhir_writer, multipart, sr_context, sr_reader
+from service.adapters.db import Store, open_store
 from service.config import Settings
-from service.domain.model import AssessmentParameters
 from service.entrypoints import dicom_status
 from service.entrypoints.api import fhir
 from service.entrypoints.api.deps import EngineDep, SettingsDep
 from service.entrypoints.api.dicomweb import limits
 from service.entrypoints.api.errors import FHIR_JSON, HttpProblem
+from service.entrypoints.api.params import AssessmentQuery, AssessmentQueryDep
 
 router = APIRouter(tags=["assessments"])
 
@@ -35,8 +34,12 @@ _BODY = {
 _ANSWERS: dict[int | str, dict[str, object]] = {
     200: {
         "description": "a collection Bundle: per timepoint a DiagnosticReport, its result "
-        "Observations and the lesions' BodyStructures",
-        "content": {FHIR_JSON: {"schema": {"type": "object"}}},
+        "Observations and the lesions' BodyStructures; with Accept: application/dicom the "
+        "assessment of the newest timepoint as a DICOM SR (TID 1500 Enhanced SR)",
+        "content": {
+            FHIR_JSON: {"schema": {"type": "object"}},
+            DICOM: {"schema": {"type": "string", "format": "binary"}},
+        },
     },
     **{
         status: {"description": text, "content": {FHIR_JSON: {"schema": {"type": "object"}}}}
@@ -44,6 +47,7 @@ _ANSWERS: dict[int | str, dict[str, object]] = {
             (400, "malformed input (OperationOutcome)"),
             (409, "the same SOP Instance UID arrived with different content"),
             (413, "body too large"),
+            (406, "Accept names no representation offered"),
             (415, "unsupported media type"),
             (422, "well formed but unusable: not TID 1500, no patient, no date"),
         )
@@ -72,7 +76,8 @@ def _read_dicom(data: bytes, request: Request, settings: Settings) -> list[servi
     """One SR in DICOM Part 10; its digest is the one STOW-RS and C-STORE use."""
     dataset = sr_reader.parse_dicom(data)
     report = sr_reader.read_sr(dataset, patient_system=settings.patient_system)
-    return [services.Inbound(report, dicom_status.instance_digest(data, dataset))]
+    digest = dicom_status.instance_digest(data, dataset)
+    return [services.Inbound(report, digest, dicom_context=sr_context.extract(dataset))]
 
 
 def _read_multipart(data: bytes, request: Request, settings: Settings) -> list[services.Inbound]:
@@ -106,23 +111,10 @@ async def post_assessments(
     request: Request,
     settings: SettingsDep,
     engine: EngineDep,
-    criteria: Annotated[
-        list[str] | None, Query(description="criteria to apply; recist-1.1 always")
-    ] = None,
-    confirmation: Annotated[
-        bool, Query(description="CR/PR need confirmation for the best overall response")
-    ] = False,
-    confirm_min_days: Annotated[
-        int, Query(ge=1, le=3650, description="minimum days between response and confirmation")
-    ] = 28,
-    sd_min_days: Annotated[
-        int, Query(ge=0, le=3650, description="minimum days from baseline for SD to count")
-    ] = 42,
-    pr_persistence: Annotated[
-        bool, Query(description="a PR stays PR until PD or CR (RECIST Working Group FAQ)")
-    ] = True,
+    query: AssessmentQueryDep,
 ) -> Response:
     """Store the measurements, then assess every timepoint they contain."""
+    answer = _answer_for(request.headers.get("accept", ""))
     media_type = _media_type(request)
     reader = _READERS.get(media_type)
     if reader is None:
@@ -132,18 +124,68 @@ async def post_assessments(
             f"Content-Type {media_type or '(none)'} is not one of {', '.join(_READERS)}",
         )
     inbound = reader(await read_body(request, settings.max_dicom_body_bytes), request, settings)
-    params = AssessmentParameters(
-        confirmation=confirmation,
-        confirm_min_days=confirm_min_days,
-        sd_min_days=sd_min_days,
-        pr_persistence=pr_persistence,
-    )
     with open_store(engine) as store:
-        bundle = services.assess_reports(
-            store,
-            inbound,
-            criteria or [],
-            params,
-            base_url=f"{str(request.base_url).rstrip('/')}/fhir",
-        )
+        return answer(store, inbound, query, request)
+
+
+def _bundle(
+    store: Store, inbound: list[services.Inbound], query: AssessmentQuery, request: Request
+) -> Response:
+    """The FHIR answer: the assessment Bundle of every timepoint of the input."""
+    bundle = services.assess_reports(
+        store,
+        inbound,
+        query.criteria,
+        query.params,
+        base_url=f"{str(request.base_url).rstrip('/')}/fhir",
+        setting=query.setting,
+    )
     return Response(fhir_writer.dumps(bundle), media_type=FHIR_JSON)
+
+
+def _dicom_sr(
+    store: Store, inbound: list[services.Inbound], query: AssessmentQuery, request: Request
+) -> Response:
+    """The DICOM answer: the newest timepoint's assessment as an SR (contract section 2)."""
+    sr = services.assess_newest_as_sr(
+        store, inbound, query.criteria, query.params, setting=query.setting
+    )
+    return Response(sr, media_type=DICOM)
+
+
+_Answer = Callable[[Store, list[services.Inbound], AssessmentQuery, Request], Response]
+
+# Accept media range -> the representation answering it (RFC 9110 section 12.5.1).
+_ANSWERS_BY_ACCEPT: dict[str, _Answer] = {
+    DICOM: _dicom_sr,
+    FHIR_JSON: _bundle,
+    "application/json": _bundle,
+    "application/*": _bundle,
+    "*/*": _bundle,
+}
+
+
+def _answer_for(accept: str) -> _Answer:
+    """The representation of the most preferred media range offered; the Bundle when
+    Accept is absent; 406 when no range with q > 0 is offered."""
+    if not accept.strip():
+        return _bundle
+    ranked = []
+    for position, media_range in enumerate(accept.split(",")):
+        media, *parameters = (part.strip() for part in media_range.split(";"))
+        weight = 1.0
+        for parameter in parameters:
+            name, _, value = parameter.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    weight = float(value)
+                except ValueError:
+                    weight = 0.0
+        if weight > 0:
+            ranked.append((-weight, position, media.lower()))
+    for _weight, _position, media in sorted(ranked):
+        if media in _ANSWERS_BY_ACCEPT:
+            return _ANSWERS_BY_ACCEPT[media]
+    raise HttpProblem(
+        406, "not-supported", f"Accept {accept!r} names none of {', '.join(_ANSWERS_BY_ACCEPT)}"
+    )
