@@ -220,6 +220,17 @@ class Store:
         ).all()
         return _assemble(patient, documents, lesions, measurements)
 
+    def patients(self, tenant: str = DEFAULT_TENANT) -> list[PatientIdentity]:
+        """Every patient with at least one stored report, by identifier system and value."""
+        p, d = schema.patient, schema.document
+        with_reports = sa.select(d.c.patient_id).where(d.c.tenant == tenant)
+        rows = self._connection.execute(
+            sa.select(p.c.system, p.c.value)
+            .where(p.c.tenant == tenant, p.c.id.in_(with_reports))
+            .order_by(p.c.system, p.c.value)
+        ).all()
+        return [PatientIdentity(row.system, row.value) for row in rows]
+
     def put_result(
         self,
         patient: PatientIdentity,

@@ -384,3 +384,17 @@ def test_documents_without_context_store_sql_null(db: Engine) -> None:
             sa.select(sa.func.count()).where(document.c.dicom_context.is_(None))
         ).scalar_one()
     assert stored == 1
+
+
+def test_patients_lists_those_with_reports_in_the_tenant_sorted(db: Engine) -> None:
+    other = PatientIdentity("urn:other", "Z9")
+    add(db, replace(rich_report(), patient=other), "d1")
+    add(db, rich_report("1.2.826.0.1.2"), "d2")
+    add(db, replace(rich_report("1.2.826.0.1.3"), patient=PatientIdentity("urn:b", "B")), "d3", "b")
+    with open_store(db) as store:
+        store.put_resource(  # a Patient known only to the FHIR index has no reports
+            FhirRecord("Patient", "p-only", b"{}", patient=PatientIdentity("urn:x", "X"))
+        )
+        assert store.patients() == [other, PATIENT]  # by system, then value
+        assert store.patients("b") == [PatientIdentity("urn:b", "B")]
+        assert store.patients("empty") == []
