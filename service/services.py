@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from service.adapters import fhir_index, fhir_writer, sr_writer
+from service.adapters import fhir_index, fhir_writer, report_render, sr_writer
 from service.adapters.db import FhirRecord, Store
 from service.domain.advisor import Recommendation, merge_settings, recommend
 from service.domain.commentary import commentary
 from service.domain.criteria import CRITERIA
-from service.domain.errors import UnsupportedInput
+from service.domain.errors import NotFound, UnsupportedInput
 from service.domain.history import build_history
 from service.domain.model import (
     Assessment,
@@ -118,6 +118,50 @@ def store_reports(store: Store, inbound: Sequence[Inbound]) -> None:
     _store_all(store, inbound, ())
 
 
+def find_patient(store: Store, page_id: str) -> PatientIdentity:
+    """The stored patient whose page id (:func:`report_render.page_id`, its FHIR Patient
+    id) is *page_id*."""
+    for patient in store.patients():
+        if report_render.page_id(patient) == page_id:
+            return patient
+    raise NotFound("no such patient")
+
+
+def patient_view(
+    store: Store,
+    patient: PatientIdentity,
+    criteria: Sequence[str],
+    params: AssessmentParameters,
+    setting: ClinicalSetting | None = None,
+) -> report_render.PatientView:
+    """What the pages and rendered reports show of *patient*: the stored history, each
+    criterion's assessment, the advice and each timepoint's commentary, evaluated as
+    :func:`assess_reports` does (on demand, never on the ingest path)."""
+    reports = store.reports(patient)
+    history, advice, assessments = _evaluate(build_history(reports), criteria, params, setting)
+    days = [timepoint.date for timepoint in history.timepoints]
+    return report_render.PatientView(
+        history=history,
+        assessments=tuple(assessments),
+        advice=advice,
+        commentary={day: commentary(history, assessments, day, advice) for day in days},
+        studies={
+            day: tuple(dict.fromkeys(r.study_uid for r in reports if r.date == day and r.study_uid))
+            for day in days
+        },
+    )
+
+
+def cohort_view(
+    store: Store,
+    criteria: Sequence[str],
+    params: AssessmentParameters,
+    setting: ClinicalSetting | None = None,
+) -> list[report_render.PatientView]:
+    """:func:`patient_view` of every stored patient."""
+    return [patient_view(store, p, criteria, params, setting) for p in store.patients()]
+
+
 def _store_all(store: Store, inbound: Sequence[Inbound], criteria: Sequence[str]) -> None:
     choose_criteria(criteria, ())  # refuse unknown criteria before storing anything
     for item in inbound:
@@ -135,7 +179,15 @@ def _assess(
 ) -> tuple[History, tuple[Recommendation, ...], list[Assessment]]:
     """The patient's stored history, the advice for its setting, each criterion's
     assessment of it."""
-    history = build_history(store.reports(patient))
+    return _evaluate(build_history(store.reports(patient)), criteria, params, setting)
+
+
+def _evaluate(
+    history: History,
+    criteria: Sequence[str],
+    params: AssessmentParameters,
+    setting: ClinicalSetting | None,
+) -> tuple[History, tuple[Recommendation, ...], list[Assessment]]:
     advice = recommend(merge_settings([history.setting, setting]))
     assessments = [CRITERIA[name](history, params) for name in choose_criteria(criteria, advice)]
     return history, advice, assessments
