@@ -11,7 +11,7 @@ from service import __version__
 from service.adapters import db
 from service.config import Settings
 from service.entrypoints import dimse
-from service.entrypoints.api import assessments, dicomweb, errors, fhir, health
+from service.entrypoints.api import assessments, dicomweb, errors, fhir, health, ui
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -40,5 +40,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(assessments.router)
     app.include_router(dicomweb.router)
     app.include_router(fhir.router)
+    app.include_router(ui.router)
     errors.install(app)
     return app
