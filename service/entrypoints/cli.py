@@ -1,4 +1,5 @@
-"""The ``tumour-response`` command: ``serve`` and ``openapi`` (contract section 1)."""
+"""The ``tumour-response`` command: ``serve``, ``openapi`` (contract section 1) and
+``assess`` (:mod:`.assess_command`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Callable, Sequence
 
 from service.config import Settings
 from service.domain.errors import DomainError
+from service.entrypoints import assess_command
 
 Command = Callable[[Settings, argparse.Namespace], int]
 
@@ -53,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=_serve)
     openapi = commands.add_parser("openapi", help="print the OpenAPI document")
     openapi.set_defaults(run=_openapi)
+    assess_command.register(commands)
     return parser
 
 
