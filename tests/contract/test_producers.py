@@ -7,6 +7,9 @@ diameters of 70 mm. Producers (interop.md 1.3, 2.3):
 
 * highdicom, through :func:`tests.sr_factory.make_sr`;
 * DCMTK ``xml2dsr``, from XML written here in the format of DCMTK's ``dsr2xml``;
+* dcmqi's ``tid1500writer`` as 3D Slicer's QuantitativeReporting writes: TID 1411
+  volumetric groups over the segments of a DICOM SEG made by ``itkimage2segimage`` from
+  a synthetic CT series (:mod:`tests.dcmqi_factory`);
 * dcmjs as OHIF v3 exports: ``tests/tools/dcmjs_sr.js`` runs @cornerstonejs/adapters
   ``MeasurementReport.generateReport`` over Length annotations labelled ``T1`` / ``T2``.
   It names every group by the tool tag and a fresh Tracking UID at each export, and
@@ -29,9 +32,11 @@ from typing import Any
 
 import httpx
 import pytest
+from pydicom import dcmread
 from pydicom.uid import generate_uid
 
 from service.adapters import sr_reader
+from tests import dcmqi_factory
 from tests.api import conftest as api
 from tests.sr_factory import LesionSpec, make_sr, sr_bytes
 
@@ -254,4 +259,42 @@ async def test_dcmjs_as_ohif_v3_exports(client: httpx.AsyncClient, tmp_path: Pat
     report = sr_reader.read_sr(sr_reader.parse_dicom(srs["20240101"]))
     assert any("viewer tool tag" in warning for warning in report.warnings)
     assert all(lesion.findings == () for lesion in report.lesions)  # the label is no finding
+    await assert_round_trip(client, srs)
+
+
+# -- dcmqi tid1500writer (3D Slicer QuantitativeReporting) -------------------------------
+
+
+@pytest.fixture(scope="session")
+def dcmqi_srs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Both timepoints written once per session: the dcmqi tools take seconds."""
+    missing = [
+        name for name in ("itkimage2segimage", "tid1500writer") if dcmqi_factory.tool(name) is None
+    ]
+    if missing:
+        pytest.skip(f"dcmqi {', '.join(missing)} is not installed (pip install -e '.[test]')")
+    root = tmp_path_factory.mktemp("dcmqi")
+    return {
+        day: dcmqi_factory.dcmqi_sr(root / day, "PAT-DCMQI", day, str(number), lesions)
+        for number, (day, lesions) in enumerate(sorted(TIMEPOINTS.items()), start=1)
+    }
+
+
+async def test_dcmqi_tid1500writer(client: httpx.AsyncClient, dcmqi_srs: dict[str, Path]) -> None:
+    srs = {day: path.read_bytes() for day, path in dcmqi_srs.items()}
+    reports = {day: sr_reader.read_sr(sr_reader.parse_dicom(data)) for day, data in srs.items()}
+    tracking = [
+        {str(lesion.identity): lesion.identity.tracking_uid for lesion in report.lesions}
+        for report in reports.values()
+    ]
+    assert tracking[0] == tracking[1] and all(tracking[0].values())  # UIDs kept over time
+    assert [report.label for report in reports.values()] == ["1", "2"]  # TID 1502 Time Point
+    for day, report in reports.items():
+        assert report.warnings == ()
+        seg_uids = {
+            lesion.measurements[0].provenance.referenced_sop_uid for lesion in report.lesions
+        }
+        seg = dcmread(dcmqi_srs[day].with_name("seg.dcm"), stop_before_pixels=True)
+        assert seg_uids == {seg.SOPInstanceUID}  # the Referenced Segment's SEG
+        assert all(lesion.site and lesion.site.value == "10200004" for lesion in report.lesions)
     await assert_round_trip(client, srs)
