@@ -84,6 +84,7 @@ _MALFORMED = (
 )
 _UNDEFINED_LENGTH: Final = 0xFFFFFFFF
 _DEVICE_OBSERVER_UID: Final[C.Key] = ("121012", "DCM")
+_COMMENT: Final[C.Key] = ("121106", "DCM")
 _NO_CONCEPT: Final[C.Key] = ("", "")
 _LENGTH_KINDS = frozenset(
     {
@@ -447,6 +448,11 @@ def _read_group_item(
             group.identifiers.append(text)
         elif key == C.TIME_POINT:
             group.time_point = group.time_point or text or None
+        elif key == _COMMENT and text:
+            # OHIF v3 / Cornerstone3D adapters put the user's label here; it names the
+            # lesion only when the Tracking Identifier is a tool tag, so it stays a finding.
+            group.labels.append(text)
+            group.findings.append(QualitativeFinding(concept, text))
         elif key not in C.NOT_FINDINGS and text:
             group.findings.append(QualitativeFinding(concept, text))
     elif value_type == "UIDREF" and key == C.TRACKING_UID:

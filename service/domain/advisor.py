@@ -21,9 +21,7 @@ class Recommendation:
     reason: str
 
 
-ALWAYS = Recommendation(
-    "recist-1.1", "the standard in every setting (ESGAR/ESR Essentials 2025)"
-)
+ALWAYS = Recommendation("recist-1.1", "the standard in every setting (ESGAR/ESR Essentials 2025)")
 
 
 def recommend(setting: ClinicalSetting | None) -> tuple[Recommendation, ...]:

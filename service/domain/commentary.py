@@ -41,8 +41,7 @@ def commentary(
     if flag:
         lines.append(flag)
     lines.append(
-        "Recommended criteria: "
-        + "; ".join(f"{r.criterion}: {r.reason}" for r in recommendations)
+        "Recommended criteria: " + "; ".join(f"{r.criterion}: {r.reason}" for r in recommendations)
     )
     return tuple(lines)
 
