@@ -450,7 +450,7 @@ def _read_group_item(
             group.time_point = group.time_point or text or None
         elif key == _COMMENT and text:
             # OHIF v3 / Cornerstone3D adapters put the user's label here; it names the
-            # lesion only when the Tracking Identifier is a tool tag, so it stays a finding.
+            # lesion only when the Tracking Identifier is a tool tag (then it is no finding).
             group.labels.append(text)
             group.findings.append(QualitativeFinding(concept, text))
         elif key not in C.NOT_FINDINGS and text:
@@ -497,7 +497,7 @@ def _observation(group: _Group, notes: _Notes) -> LesionObservation | None:
         is_nodal=site is not None and C.is_nodal(site),
         state=group.state,
         measurements=tuple(measurements),
-        findings=tuple(group.findings),
+        findings=tuple(f for f in group.findings if not _is_label(f, identity)),
         merged_into=merged,
         slice_thickness_mm=slice_thickness,
     )
@@ -519,6 +519,11 @@ def _identity(group: _Group, notes: _Notes) -> LesionIdentity | None:
     if not (uid or text):
         return None
     return LesionIdentity(tracking_uid=uid or None, tracking_id=text or None)
+
+
+def _is_label(finding: QualitativeFinding, identity: LesionIdentity) -> bool:
+    """The OHIF v3 Comment that became the lesion's name."""
+    return _key(finding.concept) == _COMMENT and finding.value == identity.tracking_id
 
 
 def _is_tool_tag(text: str) -> bool:
