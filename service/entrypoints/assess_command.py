@@ -17,7 +17,7 @@ import argparse
 import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import TextIO
@@ -31,6 +31,8 @@ from service.adapters import (
     fhir_writer,
     report_pdf,
     report_render,
+    sr_context,
+    sr_reader,
     strict_json,
 )
 from service.config import Settings
@@ -177,7 +179,8 @@ def read_file(path: Path, settings: Settings) -> list[services.Inbound]:
         read = fhir_reader.read_fhir(document, digest=digest, patient_system=system)
         return [services.Inbound(report, digest) for report in read.reports]
     instance = dicom_status.read_instance(data, patient_system=settings.patient_system)
-    return [instance.inbound]
+    context = sr_context.extract(sr_reader.parse_dicom(data))  # for --format sr
+    return [replace(instance.inbound, dicom_context=context)]
 
 
 def _store(engine: Engine, files: Sequence[Path], settings: Settings, progress: _Progress) -> _Run:

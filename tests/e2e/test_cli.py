@@ -10,6 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydicom import dcmread
+
+from tests.fhir_factory import measurement_bundle
 
 pytestmark = pytest.mark.e2e
 
@@ -74,8 +77,8 @@ def test_usage_errors_exit_2(args: tuple[str, ...]) -> None:
     assert "usage: tumour-response assess" in done.stderr
 
 
-def test_writes_fhir_html_and_pdf_reports(tmp_path: Path) -> None:
-    for fmt in ("fhir", "html", "pdf"):
+def test_writes_fhir_html_pdf_and_sr(tmp_path: Path) -> None:
+    for fmt in ("fhir", "html", "pdf", "sr"):
         done = assess(ROOT / "examples", "--format", fmt, "--output", tmp_path / fmt)
         assert done.returncode == 0, done.stderr
     (bundle_path,) = (tmp_path / "fhir").glob("*.json")
@@ -92,6 +95,9 @@ def test_writes_fhir_html_and_pdf_reports(tmp_path: Path) -> None:
     assert "<td>RECIST 1.1</td><td>PR</td>" in html and '<figure id="sum-chart"><svg' in html
     pdf = tmp_path / "pdf" / page_id / "2024-03-08.pdf"
     assert pdf.read_bytes().startswith(b"%PDF-")
+    srs = sorted((tmp_path / "sr" / page_id).glob("*.dcm"))
+    assert [path.name for path in srs] == ["2024-01-05.dcm", "2024-03-08.dcm"]
+    assert all(dcmread(path).Modality == "SR" for path in srs)
     if shutil.which("pdftotext"):
         text = subprocess.run(
             ["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True
@@ -105,3 +111,17 @@ def test_a_real_database_keeps_the_history_between_runs(tmp_path: Path) -> None:
     done = assess(ROOT / "examples" / "follow-up.dcm", "--database", database)
     assert done.returncode == 0, done.stderr
     assert [row[3].strip() for row in table(done.stdout)] == ["baseline", "PR"]
+
+
+def test_fhir_json_and_sr_of_one_patient_join_one_history(tmp_path: Path) -> None:
+    folder = tmp_path / "inputs"
+    (folder / "nested").mkdir(parents=True)
+    shutil.copy(ROOT / "examples" / "baseline.dcm", folder / "baseline.dcm")
+    follow_up = measurement_bundle("EXAMPLE-1", "2024-03-08", [("T1", 42), ("T2", 28)])
+    (folder / "nested" / "follow-up.json").write_text(json.dumps(follow_up))
+    (folder / "broken.json").write_text('{"resourceType": "Bundle", "type": NaN}')
+    done = assess(folder)
+    assert done.returncode == 1
+    assert [row[3].strip() for row in table(done.stdout)] == ["baseline", "PR"]
+    (refused,) = done.stderr.splitlines()
+    assert refused.startswith(f"refused: {folder / 'broken.json'}: ")
