@@ -52,4 +52,10 @@ class Settings(BaseSettings):
     stow_max_preamble_epilogue_bytes: int = Field(
         default=64 * 1024, description="largest multipart preamble plus epilogue"
     )
+    public_base_url: str | None = Field(
+        default=None,
+        description="the service's external root URL (e.g. https://host/tumour-response) in "
+        "Bundle fullUrls and report links; default: the request's own, or "
+        "http://TR_HTTP_HOST:TR_HTTP_PORT for DIMSE",
+    )
     log_level: str = Field(default="INFO", description="Python logging level")

@@ -64,7 +64,7 @@ def assess_reports(
     inbound: Sequence[Inbound],
     criteria: Sequence[str],
     params: AssessmentParameters,
-    base_url: str,
+    root_url: str,
     setting: ClinicalSetting | None = None,
 ) -> fhir_writer.Resource:
     """Store the reports, then assess every timepoint they contain.
@@ -73,7 +73,8 @@ def assess_reports(
     order, its DiagnosticReport (evaluated on the patient's stored history up to
     that date), the result Observations and the lesions' BodyStructures. *setting*
     (the ``primary`` / ``therapy`` parameters) completes what the sources say of the
-    clinical setting; without *criteria* the advisor chooses them from it.
+    clinical setting; without *criteria* the advisor chooses them from it. *root_url*
+    is the service root the Bundle's fullUrls and the report links start with.
     """
     _store_all(store, inbound, criteria)
     days_by_patient: dict[PatientIdentity, set[date]] = {}
@@ -84,11 +85,12 @@ def assess_reports(
         store.put_resource(fhir_index.record(fhir_index.patient_resource(patient), patient))
         history, advice, assessments = _assess(store, patient, criteria, params, setting)
         dated.extend(
-            (day, _timepoint(store, history, assessments, day, advice)) for day in sorted(days)
+            (day, _timepoint(store, history, assessments, day, advice, root_url))
+            for day in sorted(days)
         )
     dated.sort(key=lambda pair: pair[0])
     return fhir_writer.collection_bundle(
-        (resource for _day, resources in dated for resource in resources), base_url
+        (resource for _day, resources in dated for resource in resources), f"{root_url}/fhir"
     )
 
 
@@ -199,17 +201,21 @@ def _timepoint(
     assessments: Sequence[Assessment],
     day: date,
     advice: Sequence[Recommendation],
+    root_url: str,
 ) -> list[fhir_writer.Resource]:
-    """One timepoint's resources, its report stamped with the stored version.
+    """One timepoint's resources, its report stamped with the stored version and the
+    links to its renderings (presentedForm).
 
     The version changes only when the content does (contract section 4:
-    re-assessment replaces the report with a new ``meta.versionId``).
+    re-assessment replaces the report with a new ``meta.versionId``); the links
+    depend on the caller's URL, so they are not part of the content digest.
     """
     notes = commentary(history, assessments, day, advice)
     resources = fhir_writer.timepoint_resources(history, assessments, day, notes)
     body = fhir_writer.dumps({"resources": resources})
     stored = store.put_result(history.patient, day, digest(body), body)
-    resources[0] = fhir_writer.stamp_report(resources[0], stored.version, stored.issued)
+    forms = report_render.presented_form(root_url, history.patient, day)
+    resources[0] = fhir_writer.stamp_report(resources[0], stored.version, stored.issued, forms)
     for index, resource in enumerate(resources):
         record = fhir_index.record(resource, history.patient)
         store.put_resource(record, version=stored.version if index == 0 else None)

@@ -90,9 +90,15 @@ def timepoint_resources(
     return [report, *results, *(_body_structure(patient, lesion) for lesion in lesions)]
 
 
-def stamp_report(report: Resource, version: int, issued: datetime) -> Resource:
-    """The report with its stored version and issue time."""
-    return {**report, "meta": {"versionId": str(version)}, "issued": issued.isoformat()}
+def stamp_report(
+    report: Resource, version: int, issued: datetime, presented: Sequence[Resource] = ()
+) -> Resource:
+    """The report with its stored version, issue time and the Attachments that link its
+    renderings (contract section 4: ``presentedForm`` by ``url``, not embedded)."""
+    stamped = {**report, "meta": {"versionId": str(version)}, "issued": issued.isoformat()}
+    if presented:
+        stamped["presentedForm"] = list(presented)
+    return stamped
 
 
 def collection_bundle(resources: Iterable[Resource], base_url: str) -> Resource:

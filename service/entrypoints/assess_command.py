@@ -212,7 +212,7 @@ def _answer(
     for patient, inbound in done.inbound.items():
         with db.open_store(engine) as store:
             bundle = services.assess_reports(
-                store, inbound, args.criteria, params, f"{args.base_url}/fhir", setting
+                store, inbound, args.criteria, params, args.base_url, setting
             )
             view = services.patient_view(store, patient, args.criteria, params, setting)
             if args.format == "table":

@@ -153,11 +153,11 @@ def read_instance(data: bytes, *, patient_system: str, study: str | None = None)
     return Instance(str(dataset.SOPClassUID), report.source.uid, inbound)
 
 
-def commit(engine: Engine, instance: Instance, base_url: str) -> None:
+def commit(engine: Engine, instance: Instance, root_url: str) -> None:
     """Store and assess one report in its own transaction (as ``POST /assessments``)."""
     try:
         with open_store(engine) as store:
-            services.assess_reports(store, [instance.inbound], [], AssessmentParameters(), base_url)
+            services.assess_reports(store, [instance.inbound], [], AssessmentParameters(), root_url)
     except (DomainError, OperationalError) as exc:
         logger.info("instance %s refused: %s", instance.sop_instance, exc)
         refused = InstanceRefused(condition_after_reading(exc), str(exc))

@@ -54,7 +54,7 @@ def handle_store(event: Event, engine: Engine, settings: Settings) -> Dataset | 
                 dicom_status.Condition.LIMIT, f"data set over {settings.max_dicom_body_bytes} bytes"
             )
         instance = dicom_status.read_instance(data, patient_system=settings.patient_system)
-        dicom_status.commit(engine, instance, _fhir_base(settings))
+        dicom_status.commit(engine, instance, _root_url(settings))
     except dicom_status.InstanceRefused as refused:
         logger.info("C-STORE refused (%s): %s", refused.condition.name, refused)
         return _status(refused.status.cstore, str(refused))
@@ -91,8 +91,9 @@ def start(settings: Settings, engine: Engine) -> ThreadedAssociationServer:
     return server
 
 
-def _fhir_base(settings: Settings) -> str:
-    return f"http://{settings.http_host}:{settings.http_port}/fhir"
+def _root_url(settings: Settings) -> str:
+    """No request to take it from: configured, else the HTTP address of this process."""
+    return settings.public_base_url or f"http://{settings.http_host}:{settings.http_port}"
 
 
 def _status(code: int, comment: str) -> Dataset:

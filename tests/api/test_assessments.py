@@ -164,3 +164,32 @@ async def test_an_oversized_body_is_413(settings: Settings) -> None:
             )
     assert response.status_code == 413
     assert response.json()["issue"][0]["code"] == "too-long"
+
+
+async def test_the_report_links_its_renderings_by_url(client: httpx.AsyncClient) -> None:
+    await client.post("/assessments", content=_sr("20240101", 60, 40), headers=DICOM)
+    follow_up = await client.post("/assessments", content=_sr("20240301", 42, 28), headers=DICOM)
+    forms = follow_up.json()["entry"][0]["resource"]["presentedForm"]
+    assert [form["contentType"] for form in forms] == ["text/html", "application/pdf"]
+    html = await client.get(forms[0]["url"])
+    assert html.status_code == 200
+    assert html.headers["content-type"].startswith("text/html")
+    assert "70" in html.text
+
+
+async def test_a_configured_public_url_names_the_links(settings: Settings) -> None:
+    public = settings.model_copy(update={"public_base_url": "https://pacs.example/tr"})
+    app = create_app(public)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            response = await client.post(
+                "/assessments", content=_sr("20240101", 60, 40), headers=DICOM
+            )
+    bundle = response.json()
+    assert bundle["entry"][0]["fullUrl"].startswith(
+        "https://pacs.example/tr/fhir/DiagnosticReport/"
+    )
+    assert bundle["entry"][0]["resource"]["presentedForm"][0]["url"].startswith(
+        "https://pacs.example/tr/ui/patients/"
+    )

@@ -18,7 +18,7 @@ from service.adapters.db import Store, open_store
 from service.config import Settings
 from service.entrypoints import dicom_status
 from service.entrypoints.api import fhir
-from service.entrypoints.api.deps import EngineDep, SettingsDep
+from service.entrypoints.api.deps import EngineDep, SettingsDep, public_root
 from service.entrypoints.api.dicomweb import limits
 from service.entrypoints.api.errors import FHIR_JSON, HttpProblem
 from service.entrypoints.api.params import AssessmentQuery, AssessmentQueryDep
@@ -137,7 +137,7 @@ def _bundle(
         inbound,
         query.criteria,
         query.params,
-        base_url=f"{str(request.base_url).rstrip('/')}/fhir",
+        root_url=public_root(request),
         setting=query.setting,
     )
     return Response(fhir_writer.dumps(bundle), media_type=FHIR_JSON)

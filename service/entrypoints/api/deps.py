@@ -20,5 +20,11 @@ def get_engine(request: Request) -> Engine:
     return engine
 
 
+def public_root(request: Request) -> str:
+    """The service root URL that links name: configured, else the request's own."""
+    settings: Settings = request.app.state.settings
+    return (settings.public_base_url or str(request.base_url)).rstrip("/")
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[Engine, Depends(get_engine)]

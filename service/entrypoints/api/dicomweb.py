@@ -26,7 +26,7 @@ from service.adapters import multipart
 from service.adapters.fhir_writer import Resource, dumps
 from service.config import Settings
 from service.entrypoints import dicom_status
-from service.entrypoints.api.deps import EngineDep, SettingsDep
+from service.entrypoints.api.deps import EngineDep, SettingsDep, public_root
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/dicomweb", tags=["dicomweb"])
@@ -109,10 +109,10 @@ async def _stow(
             readable.append(_read_part(part, settings, study))
         except dicom_status.InstanceRefused as refused:
             failed.append(refused)
-    base_url = f"{str(request.base_url).rstrip('/')}/fhir"
+    root_url = public_root(request)
     for instance in sorted(readable, key=lambda item: item.inbound.report.date):
         try:
-            dicom_status.commit(engine, instance, base_url)
+            dicom_status.commit(engine, instance, root_url)
         except dicom_status.InstanceRefused as refused:
             failed.append(refused)
         else:

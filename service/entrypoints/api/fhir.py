@@ -32,7 +32,7 @@ from service.adapters.db import FhirRecord, Store, StoredResource, open_store
 from service.config import Settings
 from service.domain.errors import DomainError, InvalidInput, NotFound, UnsupportedInput
 from service.domain.model import AssessmentParameters, PatientIdentity
-from service.entrypoints.api.deps import EngineDep, SettingsDep
+from service.entrypoints.api.deps import EngineDep, SettingsDep, public_root
 from service.entrypoints.api.errors import (
     FHIR_JSON,
     HttpProblem,
@@ -237,7 +237,7 @@ def read_assessment_body(
 
 
 def _base(request: Request) -> str:
-    return f"{str(request.base_url).rstrip('/')}/fhir"
+    return f"{public_root(request)}/fhir"
 
 
 def _http_date(moment: datetime) -> str:
@@ -524,7 +524,9 @@ def _store_input(
 ) -> list[tuple[StoredResource, bool]]:
     """Store and assess; per input resource its index entry and whether it is new."""
     existed = [_exists(store, *location.split("/", 1)) for location in received.locations]
-    services.assess_reports(store, inbound, [], AssessmentParameters(), base_url=_base(request))
+    services.assess_reports(
+        store, inbound, [], AssessmentParameters(), root_url=public_root(request)
+    )
     return [
         (store.resource(*location.split("/", 1)), not before)
         for location, before in zip(received.locations, existed, strict=True)
