@@ -22,3 +22,11 @@ async def test_readme_example_prints_the_real_conclusion(client: httpx.AsyncClie
     assert conclusion.startswith("RECIST 1.1: PR")
     readme = (ROOT / "README.md").read_text()
     assert f"\n{conclusion}\n" in readme, conclusion
+
+
+def test_readme_lists_every_setting() -> None:
+    from service.config import Settings
+
+    readme = (ROOT / "README.md").read_text()
+    missing = [name for name in Settings.model_fields if f"`TR_{name.upper()}`" not in readme]
+    assert not missing, f"README configuration table lacks {missing}"
