@@ -69,7 +69,7 @@ def timepoint_resources(
     depend on what is already stored.
     """
     patient = history.patient
-    timepoint = next(tp for tp in history.timepoints if tp.date == day)
+    timepoint = history.timepoint(day)
     status = "preliminary" if timepoint.preliminary else "final"
     subject = _subject(patient)
     results: list[Resource] = []

@@ -26,7 +26,6 @@ from service.adapters import fhir_writer, report_charts
 from service.adapters.fhir_codes import CRITERION_METHOD
 from service.domain.advisor import Recommendation
 from service.domain.criteria import recist11
-from service.domain.criteria._sums import display, lesion_size, percent_change
 from service.domain.model import (
     Assessment,
     History,
@@ -38,6 +37,7 @@ from service.domain.model import (
     TimepointResponse,
     TrackedLesion,
 )
+from service.domain.sums import display, lesion_size, percent_change
 
 Resource = dict[str, object]
 HTML = "text/html"
@@ -66,10 +66,7 @@ class PatientView:
 
     def timepoint(self, day: date) -> Timepoint:
         """The timepoint imaged on *day*; KeyError when there is none."""
-        for timepoint in self.history.timepoints:
-            if timepoint.date == day:
-                return timepoint
-        raise KeyError(day)
+        return self.history.timepoint(day)
 
 
 @dataclass(frozen=True, slots=True)

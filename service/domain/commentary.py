@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from datetime import date
 
 from service.domain.advisor import Recommendation
-from service.domain.criteria._sums import display
 from service.domain.findings import SMALL_CHANGE_PERCENT, Ancillary, ancillary_findings
 from service.domain.model import Assessment, History, Response
+from service.domain.sums import display
 
 _ALTERNATIVES = {
     "choi": "Choi (a >= 15 % density decrease counts as response)",
@@ -29,7 +29,7 @@ def commentary(
     recommendations: Sequence[Recommendation],
 ) -> tuple[str, ...]:
     """Report lines for one timepoint, after the per-criterion verdicts."""
-    timepoint = next(tp for tp in history.timepoints if tp.date == day)
+    timepoint = history.timepoint(day)
     found = ancillary_findings(history.lesions, timepoint)
     lines: list[str] = []
     if found:

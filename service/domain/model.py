@@ -16,6 +16,7 @@ Lengths are millimetres and every number is a :class:`~decimal.Decimal`
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -270,6 +271,13 @@ class History:
     warnings: tuple[str, ...] = ()
     setting: ClinicalSetting | None = None
 
+    def timepoint(self, day: date) -> Timepoint:
+        """The timepoint of *day*; KeyError when there is none."""
+        for timepoint in self.timepoints:
+            if timepoint.date == day:
+                return timepoint
+        raise KeyError(day)
+
     def with_role(self, *roles: LesionRole) -> tuple[TrackedLesion, ...]:
         return tuple(lesion for lesion in self.lesions.values() if lesion.role in roles)
 
@@ -302,6 +310,14 @@ class ClinicalSetting:
 
     primary: Primary | None = None
     therapies: frozenset[Therapy] = frozenset()
+
+    @classmethod
+    def chosen(
+        cls, primary: Primary | None, therapies: Iterable[Therapy] = ()
+    ) -> ClinicalSetting | None:
+        """The setting a caller named (query parameters, CLI options), None if none."""
+        found = frozenset(therapies)
+        return cls(primary, found) if primary is not None or found else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -105,10 +105,8 @@ def _days(minimum: int) -> Callable[[str], int]:
 
 def parameters(args: argparse.Namespace) -> tuple[AssessmentParameters, ClinicalSetting | None]:
     """The protocol parameters and clinical setting of the options (contract section 2)."""
-    setting = None
-    if args.primary is not None or args.therapy:
-        primary = None if args.primary is None else Primary(args.primary)
-        setting = ClinicalSetting(primary, frozenset(Therapy(t) for t in args.therapy or ()))
+    primary = None if args.primary is None else Primary(args.primary)
+    setting = ClinicalSetting.chosen(primary, (Therapy(t) for t in args.therapy or ()))
     params = AssessmentParameters(
         confirmation=args.confirmation,
         confirm_min_days=args.confirm_min_days,

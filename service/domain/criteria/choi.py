@@ -15,13 +15,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from service.domain.criteria import recist11
-from service.domain.criteria._sums import (
-    at_least_percent_above,
-    at_least_percent_below,
-    display,
-    percent_change,
-    total,
-)
 from service.domain.findings import intratumoral_nodule_progression
 from service.domain.model import (
     Assessment,
@@ -32,6 +25,13 @@ from service.domain.model import (
     Timepoint,
     TimepointResponse,
     TrackedLesion,
+)
+from service.domain.sums import (
+    at_least_percent_above,
+    at_least_percent_below,
+    display,
+    percent_change,
+    total,
 )
 
 CRITERION = "choi"

@@ -18,7 +18,6 @@ from datetime import date
 from decimal import Decimal
 
 from service.domain.criteria import recist11
-from service.domain.criteria._sums import display, lesion_size, total
 from service.domain.history import (
     MAX_TARGETS,
     MAX_TARGETS_PER_ORGAN,
@@ -33,10 +32,12 @@ from service.domain.model import (
     LesionRole,
     LesionState,
     Response,
+    SumOfDiameters,
     Timepoint,
     TimepointResponse,
     TrackedLesion,
 )
+from service.domain.sums import display, lesion_size, total
 
 CRITERION = "irecist"
 CONFIRM_FURTHER_MM = Decimal(5)  # target or NLT sum, over the sum at iUPD (Table 2)
@@ -91,6 +92,7 @@ class _Seen:
 
     target: Response | None
     target_sum: Decimal  # of the assessed targets
+    sums: SumOfDiameters | None  # None without targets
     non_target: Response | None
     non_target_increased: bool
     new: tuple[str, ...]  # unequivocal new lesions
@@ -166,6 +168,9 @@ def _see(
     seen = _Seen(
         target=target,
         target_sum=total(s for s in now.values() if s is not None),
+        sums=recist11.sum_of_diameters(now, baseline_sum, state.progress.nadir)
+        if disease.targets
+        else None,
         non_target=recist11.non_target_response(disease.non_targets, timepoint),
         non_target_increased=any(
             _increased(observations.get(lesion.key)) for lesion in disease.non_targets
@@ -200,10 +205,7 @@ def _evaluate(
     params: AssessmentParameters,
 ) -> tuple[TimepointResponse, _State]:
     seen, target_why = _see(timepoint, disease, nlt, baseline_sum, state, params)
-    sums = None
-    if disease.targets:
-        now = recist11.sizes(disease.targets, timepoint, recist11.RULES)
-        sums = recist11.sum_of_diameters(now, baseline_sum, state.progress.nadir)
+    sums = seen.sums
     warnings: list[str] = []
     if state.confirmed is not None:
         overall, why = Response.ICPD, [f"progression confirmed (iCPD) on {state.confirmed}"]

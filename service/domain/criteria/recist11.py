@@ -18,14 +18,6 @@ from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
 
-from service.domain.criteria._sums import (
-    at_least_percent_above,
-    at_least_percent_below,
-    display,
-    lesion_size,
-    percent_change,
-    total,
-)
 from service.domain.history import (
     MAX_TARGETS,
     MAX_TARGETS_PER_ORGAN,
@@ -45,6 +37,14 @@ from service.domain.model import (
     Timepoint,
     TimepointResponse,
     TrackedLesion,
+)
+from service.domain.sums import (
+    at_least_percent_above,
+    at_least_percent_below,
+    display,
+    lesion_size,
+    percent_change,
+    total,
 )
 
 CRITERION = "recist-1.1"

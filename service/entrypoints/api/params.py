@@ -66,9 +66,6 @@ def assessment_query(
         Query(description="therapy class (repeatable), when no Medication* is sent"),
     ] = None,
 ) -> AssessmentQuery:
-    setting = None
-    if primary is not None or therapy:
-        setting = ClinicalSetting(primary, frozenset(therapy or ()))
     return AssessmentQuery(
         criteria=criteria or [],
         params=AssessmentParameters(
@@ -82,7 +79,7 @@ def assessment_query(
             mrecist_pd_5mm=mrecist_pd_5mm,
             icpd_window_days=icpd_window_days,
         ),
-        setting=setting,
+        setting=ClinicalSetting.chosen(primary, therapy or ()),
     )
 
 

@@ -1,4 +1,5 @@
-"""Sums of diameters, percent changes and size thresholds (criteria.md 2 and 3.3).
+"""Sums of diameters, percent changes, size thresholds and how numbers are shown
+(criteria.md 2 and 3.3); used by the criteria and by whatever reports them.
 
 Exact decimal arithmetic throughout; thresholds are compared by cross-multiplying
 so a zero nadir never divides (criteria.md section 2, "Inequalities").
