@@ -216,7 +216,10 @@ def _timepoint(
     stored = store.put_result(history.patient, day, digest(body), body)
     forms = report_render.presented_form(root_url, history.patient, day)
     resources[0] = fhir_writer.stamp_report(resources[0], stored.version, stored.issued, forms)
-    for index, resource in enumerate(resources):
-        record = fhir_index.record(resource, history.patient)
-        store.put_resource(record, version=stored.version if index == 0 else None)
+    store.put_resources(
+        [
+            (fhir_index.record(resource, history.patient), stored.version if index == 0 else None)
+            for index, resource in enumerate(resources)
+        ]
+    )
     return resources

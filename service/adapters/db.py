@@ -282,32 +282,60 @@ class Store:
         The version is *version* when given (a DiagnosticReport follows its
         timepoint result), else the stored one, bumped when the body changed.
         """
-        current = self._locked_resource(record.resource_type, record.resource_id, tenant)
-        if current is None:
-            inserted = self._insert_resource(record, version or 1, tenant)
-            if inserted is not None:
-                return inserted
-            current = self._locked_resource(record.resource_type, record.resource_id, tenant)
-            assert current is not None  # the insert lost a race to this row
-        wanted = version if version is not None else current.version + 1
-        if bytes(current.body) == record.body and (version is None or version == current.version):
-            return _stored_resource(current, changed=False)
-        updated = _now()
-        r = schema.fhir_resource
-        self._connection.execute(
-            sa.update(r)
-            .where(r.c.id == current.id)
-            .values(
-                version=wanted,
-                last_updated=updated,
-                body=record.body,
-                identifier=record.identifier,
-                effective_date=record.effective_date,
+        return self.put_resources([(record, version)], tenant)[0]
+
+    def put_resources(
+        self,
+        records: Sequence[tuple[FhirRecord, int | None]],
+        tenant: str = DEFAULT_TENANT,
+    ) -> list[StoredResource]:
+        """Keep each *record* with its wanted version in the FHIR resource index, as
+        :meth:`put_resource` does, in one locking SELECT and batched writes.
+
+        Returns the stored resources in the order of *records*; a record repeated in
+        *records* is stored in turn, the later seeing the earlier.
+        """
+        keys = [(record.resource_type, record.resource_id) for record, _ in records]
+        if len(set(keys)) != len(keys):
+            return [self._put_one(record, version, tenant) for record, version in records]
+        current = self._locked_resources(keys, tenant)
+        missing = [(record, version) for record, version in records if _key(record) not in current]
+        inserted = self._insert_resources(missing, tenant)
+        if inserted is None:  # a concurrent transaction inserted one of them first
+            return [self._put_one(record, version, tenant) for record, version in records]
+        stored: list[StoredResource] = []
+        updates: list[dict[str, Any]] = []
+        for record, version in records:
+            found = inserted.get(_key(record))
+            if found is None:
+                found, update = _updated(current[_key(record)], record, version)
+                if update is not None:
+                    updates.append(update)
+            stored.append(found)
+        if updates:
+            r = schema.fhir_resource
+            self._connection.execute(
+                sa.update(r).where(r.c.id == sa.bindparam("row_id")),
+                updates,
             )
-        )
-        return StoredResource(
-            record.resource_type, record.resource_id, wanted, updated, record.body, changed=True
-        )
+        return stored
+
+    def _put_one(self, record: FhirRecord, version: int | None, tenant: str) -> StoredResource:
+        """:meth:`put_resources` of one record, retried once a concurrent insert of
+        the same row has been seen."""
+        key = [_key(record)]
+        current = self._locked_resources(key, tenant)
+        if not current:
+            inserted = self._insert_resources([(record, version)], tenant)
+            if inserted is not None:
+                return inserted[key[0]]
+            current = self._locked_resources(key, tenant)
+            assert current  # the insert lost a race to this row
+        found, update = _updated(current[key[0]], record, version)
+        if update is not None:
+            r = schema.fhir_resource
+            self._connection.execute(sa.update(r).where(r.c.id == sa.bindparam("row_id")), [update])
+        return found
 
     def resource(
         self, resource_type: str, resource_id: str, tenant: str = DEFAULT_TENANT
@@ -354,43 +382,59 @@ class Store:
         rows = self._connection.execute(ordered).all()
         return [_stored_resource(row) for row in rows]
 
-    def _locked_resource(self, resource_type: str, resource_id: str, tenant: str) -> AnyRow | None:
+    def _locked_resources(
+        self, keys: Sequence[tuple[str, str]], tenant: str
+    ) -> dict[tuple[str, str], AnyRow]:
+        """The stored rows of *keys* (resource type, id), locked for update."""
         r = schema.fhir_resource
         query = (
             sa.select(r)
             .where(
                 r.c.tenant == tenant,
-                r.c.resource_type == resource_type,
-                r.c.resource_id == resource_id,
+                r.c.resource_type.in_({resource_type for resource_type, _ in keys}),
+                r.c.resource_id.in_({resource_id for _, resource_id in keys}),
             )
+            .order_by(r.c.id)
             .with_for_update()
         )
-        return self._connection.execute(query).one_or_none()
+        wanted = set(keys)
+        rows = self._connection.execute(query).all()
+        return {key: row for row in rows if (key := (row.resource_type, row.resource_id)) in wanted}
 
-    def _insert_resource(
-        self, record: FhirRecord, version: int, tenant: str
-    ) -> StoredResource | None:
-        """Insert *record*; None if a concurrent transaction inserted it first."""
-        stored = StoredResource(
-            record.resource_type, record.resource_id, version, _now(), record.body, changed=True
-        )
-        patient_id = (
-            None if record.patient is None else self._ensure_patient(record.patient, tenant)
-        )
-        row = {
-            "tenant": tenant,
-            "patient_id": patient_id,
-            "resource_type": record.resource_type,
-            "resource_id": record.resource_id,
-            "identifier": record.identifier,
-            "version": version,
-            "last_updated": stored.last_updated,
-            "effective_date": record.effective_date,
-            "body": record.body,
-        }
+    def _insert_resources(
+        self, records: Sequence[tuple[FhirRecord, int | None]], tenant: str
+    ) -> dict[tuple[str, str], StoredResource] | None:
+        """Insert *records* at their wanted version (else 1); None, inserting none of
+        them, if a concurrent transaction inserted one of them first."""
+        if not records:
+            return {}
+        patient_ids: dict[PatientIdentity, int] = {}
+        stored: dict[tuple[str, str], StoredResource] = {}
+        rows: list[dict[str, Any]] = []
+        for record, version in records:
+            resource = StoredResource(
+                record.resource_type, record.resource_id, version or 1, _now(), record.body, True
+            )
+            stored[_key(record)] = resource
+            patient = record.patient
+            if patient is not None and patient not in patient_ids:
+                patient_ids[patient] = self._ensure_patient(patient, tenant)
+            rows.append(
+                {
+                    "tenant": tenant,
+                    "patient_id": None if patient is None else patient_ids[patient],
+                    "resource_type": record.resource_type,
+                    "resource_id": record.resource_id,
+                    "identifier": record.identifier,
+                    "version": resource.version,
+                    "last_updated": resource.last_updated,
+                    "effective_date": record.effective_date,
+                    "body": record.body,
+                }
+            )
         try:
             with self._connection.begin_nested():
-                self._connection.execute(sa.insert(schema.fhir_resource), row)
+                self._connection.execute(sa.insert(schema.fhir_resource), rows)
         except IntegrityError:
             return None
         return stored
@@ -639,6 +683,33 @@ def _measurement(row: AnyRow) -> Measurement:
 
 def _code_json(code: Code) -> list[str]:
     return [code.value, code.scheme, code.meaning]
+
+
+def _key(record: FhirRecord) -> tuple[str, str]:
+    return record.resource_type, record.resource_id
+
+
+def _updated(
+    current: AnyRow, record: FhirRecord, version: int | None
+) -> tuple[StoredResource, dict[str, Any] | None]:
+    """What storing *record* at *version* over the *current* row gives, and the
+    UPDATE parameters, None when nothing changes."""
+    if bytes(current.body) == record.body and (version is None or version == current.version):
+        return _stored_resource(current, changed=False), None
+    wanted = version if version is not None else current.version + 1
+    updated = _now()
+    update = {
+        "row_id": current.id,
+        "version": wanted,
+        "last_updated": updated,
+        "body": record.body,
+        "identifier": record.identifier,
+        "effective_date": record.effective_date,
+    }
+    stored = StoredResource(
+        record.resource_type, record.resource_id, wanted, updated, record.body, changed=True
+    )
+    return stored, update
 
 
 def _stored_resource(row: AnyRow, changed: bool = False) -> StoredResource:

@@ -356,6 +356,54 @@ def test_fhir_resources_version_on_change_and_are_searchable(db: Engine) -> None
     assert [r.resource_id for r in by_identifier] == ["o2"]
 
 
+def test_put_resources_batches_with_the_semantics_of_put_resource(db: Engine) -> None:
+    with open_store(db) as store:
+        store.put_resource(_record("o1", b'{"a":1}', BASELINE))
+        store.put_resource(_record("o2", b'{"a":1}'))
+        store.put_resource(_record("r1", b"{}"), version=3)
+    with open_store(db) as store:
+        batch = store.put_resources(
+            [
+                (_record("r1", b"{}"), 4),  # pinned: follows its result even unchanged
+                (_record("o1", b'{"a":1}', BASELINE), None),  # unchanged
+                (_record("o2", b'{"a":2}', BASELINE), None),  # changed: bumped
+                (_record("o3", b"{}"), None),  # new
+                (_record("o4", b"{}"), 9),  # new and pinned
+            ]
+        )
+        again = store.put_resources([(_record("o3", b"{}"), None), (_record("o3", b"[]"), None)])
+    assert [(r.resource_id, r.version, r.changed) for r in batch] == [
+        ("r1", 4, True),
+        ("o1", 1, False),
+        ("o2", 2, True),
+        ("o3", 1, True),
+        ("o4", 9, True),
+    ]
+    assert [(r.version, r.changed) for r in again] == [(1, False), (2, True)]
+    with open_store(db) as store:
+        assert store.resource("Observation", "o2").body == b'{"a":2}'
+        assert store.resource("Observation", "o3").body == b"[]"
+        assert store.search_resources("Observation", since=BASELINE)[-1].resource_id == "o2"
+        assert len(store.search_resources("Observation", patient=PATIENT)) == 5
+
+
+def test_concurrent_batches_of_the_same_new_resources_store_each_once(db: Engine) -> None:
+    records = [(_record(f"c{n}", b'{"n":1}'), None) for n in range(5)]
+    barrier = threading.Barrier(6)
+
+    def put_when_released(_: int) -> list[tuple[str, int]]:
+        barrier.wait()
+        with open_store(db) as store:
+            return [(r.resource_id, r.version) for r in store.put_resources(records)]
+
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(put_when_released, range(6)))
+    assert results == [[(f"c{n}", 1) for n in range(5)]] * 6
+    with open_store(db) as store:
+        stored = store.search_resources("Observation")
+    assert [(r.resource_id, r.version) for r in stored] == [(f"c{n}", 1) for n in range(5)]
+
+
 CONTEXT: dict[str, Any] = {
     "attributes": {"PatientID": "P-001", "PatientName": "Doe^Jane", "StudyDate": "20240115"},
     "evidence": [{"study": "1.2.3", "series": "1.2.3.4", "sop": "1.2.3.4.5", "sop_class": "1.2"}],
