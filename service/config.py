@@ -59,3 +59,26 @@ class Settings(BaseSettings):
         "http://TR_HTTP_HOST:TR_HTTP_PORT for DIMSE",
     )
     log_level: str = Field(default="INFO", description="Python logging level")
+    push_stow_url: str | None = Field(
+        default=None,
+        description="DICOMweb base URL (e.g. http://pacs/dicom-web) each new assessment SR is "
+        "pushed to by STOW-RS (POST {url}/studies); unset: no STOW-RS push",
+    )
+    push_dimse: str | None = Field(
+        default=None,
+        pattern=r"^[^@]{1,16}@.+:\d{1,5}$",
+        description="AET@host:port each new assessment SR is pushed to by C-STORE; "
+        "unset: no C-STORE push",
+    )
+    push_calling_ae: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=16,
+        description="our AE title when pushing by C-STORE; default TR_DIMSE_AE_TITLE",
+    )
+    push_timeout: float = Field(
+        default=30, gt=0, description="timeout of one push attempt (connect, send, answer), seconds"
+    )
+    push_queue_size: int = Field(
+        default=256, ge=1, description="SRs waiting to be pushed; when full, new ones are dropped"
+    )

@@ -38,6 +38,11 @@ class Inbound:
     dicom_context: dict[str, Any] | None = None  # sr_context.extract of a DICOM SR
 
 
+# A timepoint whose stored result got a new version (contract section 4), for the
+# caller to act on once the transaction committed (e.g. push its SR to a PACS).
+Change = tuple[PatientIdentity, date]
+
+
 def digest(data: bytes) -> str:
     """The content digest that makes re-delivery of the same bytes a no-op."""
     return hashlib.sha256(data).hexdigest()
@@ -66,6 +71,7 @@ def assess_reports(
     params: AssessmentParameters,
     root_url: str,
     setting: ClinicalSetting | None = None,
+    changed: list[Change] | None = None,
 ) -> fhir_writer.Resource:
     """Store the reports, then assess every timepoint they contain.
 
@@ -75,6 +81,7 @@ def assess_reports(
     (the ``primary`` / ``therapy`` parameters) completes what the sources say of the
     clinical setting; without *criteria* the advisor chooses them from it. *root_url*
     is the service root the Bundle's fullUrls and the report links start with.
+    Each timepoint whose stored result changed is appended to *changed*.
     """
     _store_all(store, inbound, criteria)
     days_by_patient: dict[PatientIdentity, set[date]] = {}
@@ -85,7 +92,7 @@ def assess_reports(
         store.put_resource(fhir_index.record(fhir_index.patient_resource(patient), patient))
         history, advice, assessments = _assess(store, patient, criteria, params, setting)
         dated.extend(
-            (day, _timepoint(store, history, assessments, day, advice, root_url))
+            (day, _timepoint(store, history, assessments, day, advice, root_url, changed))
             for day in sorted(days)
         )
     dated.sort(key=lambda pair: pair[0])
@@ -105,13 +112,26 @@ def assess_newest_as_sr(
     DICOM SR (contract section 2, ``Accept: application/dicom``)."""
     _store_all(store, inbound, criteria)
     newest = max((item.report for item in inbound), key=lambda report: report.date)
-    history, _advice, assessments = _assess(store, newest.patient, criteria, params, setting)
+    return assessment_sr(store, newest.patient, newest.date, criteria, params, setting)
+
+
+def assessment_sr(
+    store: Store,
+    patient: PatientIdentity,
+    day: date,
+    criteria: Sequence[str],
+    params: AssessmentParameters,
+    setting: ClinicalSetting | None = None,
+) -> bytes:
+    """The assessment of *patient*'s stored history at *day* as a DICOM SR; raises
+    :class:`UnsupportedInput` when the timepoint has no DICOM context (FHIR only)."""
+    history, _advice, assessments = _assess(store, patient, criteria, params, setting)
     return sr_writer.write_sr(
         history,
         assessments,
-        newest.date,
-        store.dicom_context(newest.patient, newest.date),
-        preliminary=any(tp.preliminary for tp in history.timepoints if tp.date == newest.date),
+        day,
+        store.dicom_context(patient, day),
+        preliminary=any(tp.preliminary for tp in history.timepoints if tp.date == day),
     )
 
 
@@ -202,6 +222,7 @@ def _timepoint(
     day: date,
     advice: Sequence[Recommendation],
     root_url: str,
+    changed: list[Change] | None = None,
 ) -> list[fhir_writer.Resource]:
     """One timepoint's resources, its report stamped with the stored version and the
     links to its renderings (presentedForm).
@@ -214,6 +235,8 @@ def _timepoint(
     resources = fhir_writer.timepoint_resources(history, assessments, day, notes)
     body = fhir_writer.dumps({"resources": resources})
     stored = store.put_result(history.patient, day, digest(body), body)
+    if stored.changed and changed is not None:
+        changed.append((history.patient, day))
     forms = report_render.presented_form(root_url, history.patient, day)
     resources[0] = fhir_writer.stamp_report(resources[0], stored.version, stored.issued, forms)
     store.put_resources(

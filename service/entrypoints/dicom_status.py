@@ -31,10 +31,11 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
 from service import services
-from service.adapters import sr_reader
+from service.adapters import sr_context, sr_reader
 from service.adapters.db import open_store
 from service.domain.errors import Conflict, DomainError, InvalidInput, UnsupportedInput
 from service.domain.model import AssessmentParameters
+from service.entrypoints import push_worker
 
 logger = logging.getLogger(__name__)
 
@@ -149,15 +150,21 @@ def read_instance(data: bytes, *, patient_system: str, study: str | None = None)
         report = sr_reader.read_sr(dataset, patient_system=patient_system)
     except DomainError as exc:
         raise InstanceRefused(Condition.CONTENT, str(exc), dataset) from exc
-    inbound = services.Inbound(report, instance_digest(data, dataset))
+    context = sr_context.extract(dataset)  # for the SR write-back (PACS push)
+    inbound = services.Inbound(report, instance_digest(data, dataset), dicom_context=context)
     return Instance(str(dataset.SOPClassUID), report.source.uid, inbound)
 
 
-def commit(engine: Engine, instance: Instance, root_url: str) -> None:
-    """Store and assess one report in its own transaction (as ``POST /assessments``)."""
+def commit(
+    engine: Engine, instance: Instance, root_url: str, pusher: push_worker.PushWorker | None = None
+) -> None:
+    """Store and assess one report in its own transaction (as ``POST /assessments``);
+    then submit the timepoints whose result changed to *pusher* (PACS push)."""
     try:
-        with open_store(engine) as store:
-            services.assess_reports(store, [instance.inbound], [], AssessmentParameters(), root_url)
+        with push_worker.collect(pusher) as changed, open_store(engine) as store:
+            services.assess_reports(
+                store, [instance.inbound], [], AssessmentParameters(), root_url, changed=changed
+            )
     except (DomainError, OperationalError) as exc:
         logger.info("instance %s refused: %s", instance.sop_instance, exc)
         refused = InstanceRefused(condition_after_reading(exc), str(exc))

@@ -31,6 +31,7 @@ from sqlalchemy import Engine
 
 from service.config import Settings
 from service.entrypoints import dicom_status
+from service.entrypoints.push_worker import PushWorker
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +46,9 @@ MAX_PDU_BYTES: Final = 64 * 1024  # what we announce (reliability.md section 5)
 _ERROR_COMMENT_CHARS: Final = 64  # LO
 
 
-def handle_store(event: Event, engine: Engine, settings: Settings) -> Dataset | int:
+def handle_store(
+    event: Event, engine: Engine, settings: Settings, pusher: PushWorker | None = None
+) -> Dataset | int:
     """EVT_C_STORE: one SR instance in, one C-STORE status out."""
     try:
         data = event.encoded_dataset()
@@ -54,7 +57,7 @@ def handle_store(event: Event, engine: Engine, settings: Settings) -> Dataset | 
                 dicom_status.Condition.LIMIT, f"data set over {settings.max_dicom_body_bytes} bytes"
             )
         instance = dicom_status.read_instance(data, patient_system=settings.patient_system)
-        dicom_status.commit(engine, instance, _root_url(settings))
+        dicom_status.commit(engine, instance, _root_url(settings), pusher)
     except dicom_status.InstanceRefused as refused:
         logger.info("C-STORE refused (%s): %s", refused.condition.name, refused)
         return _status(refused.status.cstore, str(refused))
@@ -65,8 +68,11 @@ def handle_store(event: Event, engine: Engine, settings: Settings) -> Dataset | 
     return dicom_status.SUCCESS
 
 
-def start(settings: Settings, engine: Engine) -> ThreadedAssociationServer:
-    """Start the SCP in pynetdicom's own threads; the caller shuts it down."""
+def start(
+    settings: Settings, engine: Engine, pusher: PushWorker | None = None
+) -> ThreadedAssociationServer:
+    """Start the SCP in pynetdicom's own threads; the caller shuts it down. Each stored
+    SR's new results are submitted to *pusher* (PACS push), if any."""
     ae = AE(ae_title=settings.dimse_ae_title)
     ae.acse_timeout = settings.dimse_acse_timeout
     ae.dimse_timeout = settings.dimse_dimse_timeout
@@ -79,7 +85,7 @@ def start(settings: Settings, engine: Engine) -> ThreadedAssociationServer:
     server = ae.start_server(
         (settings.dimse_host, settings.dimse_port),
         block=False,
-        evt_handlers=[(evt.EVT_C_STORE, handle_store, [engine, settings])],
+        evt_handlers=[(evt.EVT_C_STORE, handle_store, [engine, settings, pusher])],
     )
     assert server is not None  # block=False always returns the server
     logger.info(

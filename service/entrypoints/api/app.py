@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from service import __version__
 from service.adapters import db
 from service.config import Settings
-from service.entrypoints import dimse
+from service.entrypoints import dimse, push_worker
 from service.entrypoints.api import assessments, dicomweb, errors, fhir, health, ui
 
 
@@ -23,10 +23,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = db.create_engine(settings.database_url)
         db.migrate(engine)
         app.state.engine = engine
-        scp = dimse.start(settings, engine) if settings.dimse_port else None
+        pusher = app.state.push_worker = push_worker.from_settings(settings, engine)
+        if pusher is not None:
+            pusher.start()
+        scp = dimse.start(settings, engine, pusher) if settings.dimse_port else None
         yield
         if scp is not None:
             scp.shutdown()
+        if pusher is not None:
+            pusher.stop(timeout=settings.push_timeout)
         engine.dispose()
 
     app = FastAPI(

@@ -16,7 +16,7 @@ from service import services
 from service.adapters import fhir_writer, multipart, sr_context, sr_reader
 from service.adapters.db import Store, open_store
 from service.config import Settings
-from service.entrypoints import dicom_status
+from service.entrypoints import dicom_status, push_worker
 from service.entrypoints.api import fhir
 from service.entrypoints.api.deps import EngineDep, SettingsDep, public_root
 from service.entrypoints.api.dicomweb import limits
@@ -124,12 +124,20 @@ async def post_assessments(
             f"Content-Type {media_type or '(none)'} is not one of {', '.join(_READERS)}",
         )
     inbound = reader(await read_body(request, settings.max_dicom_body_bytes), request, settings)
-    with open_store(engine) as store:
-        return answer(store, inbound, query, request)
+    pusher = request.app.state.push_worker
+    with (
+        push_worker.collect(pusher, query.criteria, query.params, query.setting) as changed,
+        open_store(engine) as store,
+    ):
+        return answer(store, inbound, query, request, changed)
 
 
 def _bundle(
-    store: Store, inbound: list[services.Inbound], query: AssessmentQuery, request: Request
+    store: Store,
+    inbound: list[services.Inbound],
+    query: AssessmentQuery,
+    request: Request,
+    changed: list[services.Change],
 ) -> Response:
     """The FHIR answer: the assessment Bundle of every timepoint of the input."""
     bundle = services.assess_reports(
@@ -139,21 +147,29 @@ def _bundle(
         query.params,
         root_url=public_root(request),
         setting=query.setting,
+        changed=changed,
     )
     return Response(fhir_writer.dumps(bundle), media_type=FHIR_JSON)
 
 
 def _dicom_sr(
-    store: Store, inbound: list[services.Inbound], query: AssessmentQuery, request: Request
+    store: Store,
+    inbound: list[services.Inbound],
+    query: AssessmentQuery,
+    request: Request,
+    changed: list[services.Change],
 ) -> Response:
-    """The DICOM answer: the newest timepoint's assessment as an SR (contract section 2)."""
+    """The DICOM answer: the newest timepoint's assessment as an SR (contract section 2).
+    No result is stored, so *changed* stays empty: the client has the SR itself."""
     sr = services.assess_newest_as_sr(
         store, inbound, query.criteria, query.params, setting=query.setting
     )
     return Response(sr, media_type=DICOM)
 
 
-_Answer = Callable[[Store, list[services.Inbound], AssessmentQuery, Request], Response]
+_Answer = Callable[
+    [Store, list[services.Inbound], AssessmentQuery, Request, list[services.Change]], Response
+]
 
 # Accept media range -> the representation answering it (RFC 9110 section 12.5.1).
 _ANSWERS_BY_ACCEPT: dict[str, _Answer] = {

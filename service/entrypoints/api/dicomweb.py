@@ -112,7 +112,7 @@ async def _stow(
     root_url = public_root(request)
     for instance in sorted(readable, key=lambda item: item.inbound.report.date):
         try:
-            dicom_status.commit(engine, instance, root_url)
+            dicom_status.commit(engine, instance, root_url, request.app.state.push_worker)
         except dicom_status.InstanceRefused as refused:
             failed.append(refused)
         else:

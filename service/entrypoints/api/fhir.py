@@ -25,6 +25,7 @@ from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
+from sqlalchemy import Engine
 
 from service import __version__, services
 from service.adapters import fhir_index, fhir_reader, fhir_writer, strict_json
@@ -32,6 +33,7 @@ from service.adapters.db import FhirRecord, Store, StoredResource, open_store
 from service.config import Settings
 from service.domain.errors import DomainError, InvalidInput, NotFound, UnsupportedInput
 from service.domain.model import AssessmentParameters, PatientIdentity
+from service.entrypoints import push_worker
 from service.entrypoints.api.deps import EngineDep, SettingsDep, public_root
 from service.entrypoints.api.errors import (
     FHIR_JSON,
@@ -520,17 +522,22 @@ def _conditional_match(store: Store, criteria: str) -> StoredResource | None:
 
 
 def _store_input(
-    store: Store, inbound: list[services.Inbound], received: _Received, request: Request
+    engine: Engine, inbound: list[services.Inbound], received: _Received, request: Request
 ) -> list[tuple[StoredResource, bool]]:
-    """Store and assess; per input resource its index entry and whether it is new."""
-    existed = [_exists(store, *location.split("/", 1)) for location in received.locations]
-    services.assess_reports(
-        store, inbound, [], AssessmentParameters(), root_url=public_root(request)
-    )
-    return [
-        (store.resource(*location.split("/", 1)), not before)
-        for location, before in zip(received.locations, existed, strict=True)
-    ]
+    """Store and assess in one transaction; per input resource its index entry and
+    whether it is new. Changed results are then pushed to the PACS, if one is set."""
+    with (
+        push_worker.collect(request.app.state.push_worker) as changed,
+        open_store(engine) as store,
+    ):
+        existed = [_exists(store, *location.split("/", 1)) for location in received.locations]
+        services.assess_reports(
+            store, inbound, [], AssessmentParameters(), public_root(request), changed=changed
+        )
+        return [
+            (store.resource(*location.split("/", 1)), not before)
+            for location, before in zip(received.locations, existed, strict=True)
+        ]
 
 
 def _exists(store: Store, kind: str, resource_id: str) -> bool:
@@ -564,8 +571,7 @@ async def create_observation(
         if match is not None:
             return _write_answer(request, 200, match, "an Observation matches If-None-Exist")
     inbound, received = _read(document, request, settings)
-    with open_store(engine) as store:
-        stored, created = _store_input(store, inbound, received, request)[0]
+    stored, created = _store_input(engine, inbound, received, request)[0]
     message = "created" if created else "already stored with the same content"
     return _write_answer(request, 201 if created else 200, stored, message)
 
@@ -606,8 +612,7 @@ def _transaction(
     if rest:
         subset = {**document, "type": "transaction", "entry": [entries[i] for i in rest]}
         inbound, received = _read(subset, request, settings)
-        with open_store(engine) as store:
-            stored = _store_input(store, inbound, received, request)
+        stored = _store_input(engine, inbound, received, request)
         for index, (resource, created) in zip(rest, stored, strict=True):
             answers[index] = _entry_response(resource, created)
     return [{"response": answers[index]} for index in range(len(entries))]
