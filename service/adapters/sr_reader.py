@@ -23,20 +23,24 @@ in worker threads, where ``warnings.catch_warnings`` is not safe.
 
 from __future__ import annotations
 
+import re
 import struct
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from io import BytesIO
-from typing import Final
+from typing import Any, Final, Protocol
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.errors import BytesLengthException, InvalidDicomError
+from pydicom.uid import DeflatedExplicitVRLittleEndian
 
-from service.adapters import sr_codes as C
+from service.adapters import sr_codes as C, sr_fastwalk
 from service.adapters.sr_context import ASSESSMENT_DEVICE_UID
+from service.adapters.strict_json import TooCostly
 from service.domain.errors import InvalidInput, UnsupportedInput
 from service.domain.model import (
     DEFAULT_PATIENT_SYSTEM,
@@ -81,8 +85,37 @@ _MALFORMED = (
     KeyError,
     IndexError,
     ArithmeticError,
+    zlib.error,
 )
 _UNDEFINED_LENGTH: Final = 0xFFFFFFFF
+
+
+class ContentItem(Protocol):
+    """A content item: pydicom's Dataset, or an item of :mod:`.sr_fastwalk`."""
+
+    def get(self, key: str, default: Any = None, /) -> Any: ...
+
+    def __contains__(self, key: str, /) -> bool: ...
+
+
+# Structure limits (reliability.md section 5): pydicom inflates a deflated data set
+# without a bound and recurses once per nesting level, so both are checked here.
+MAX_INFLATED_BYTES: Final = 32 * 1024 * 1024
+MAX_CONTENT_DEPTH: Final = sr_fastwalk.MAX_CONTENT_DEPTH
+MAX_CONTENT_ITEMS: Final = sr_fastwalk.MAX_CONTENT_ITEMS
+_INFLATE_CHUNK: Final = 4 * 1024 * 1024  # inflated in bounded steps, output discarded
+_PREAMBLE_AND_PREFIX: Final = 132
+# Value grammars checked before a value names anything (reliability.md R3; PS3.5 6.2,
+# 9.1): a UID is digits and dots, at most 64 characters; a LO value at most 64
+# characters without control characters (ESC belongs to ISO 2022 code extensions,
+# which pydicom has already decoded).
+_UID: Final = re.compile(r"[0-9]+(\.[0-9]+)*")
+_MAX_UID_CHARS: Final = 64
+_MAX_LO_CHARS: Final = 64
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
+_LONG_LENGTH_VRS: Final = frozenset(
+    {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"SQ", b"UC", b"UR", b"UT", b"UN"}
+)
 _DEVICE_OBSERVER_UID: Final[C.Key] = ("121012", "DCM")
 _COMMENT: Final[C.Key] = ("121106", "DCM")
 _NO_CONCEPT: Final[C.Key] = ("", "")
@@ -103,13 +136,41 @@ def parse_dicom(data: bytes) -> Dataset:
     for a readable object that is not an SR able to hold measurements.
     """
     try:
+        _check_inflated_size(data)
         dataset = dcmread(BytesIO(data), stop_before_pixels=True)
         _require_complete(dataset)
         sop_class = _sop_class(dataset)
+    except RecursionError:
+        raise TooCostly("the DICOM data set is nested too deeply to read") from None
     except _MALFORMED as exc:
         raise InvalidInput(f"not a readable DICOM Part 10 file: {exc}") from exc
     _require_sr(sop_class)
     return dataset
+
+
+def _check_inflated_size(data: bytes) -> None:
+    """Refuse a Deflated Explicit VR Little Endian data set (PS3.5 A.5) that inflates
+    beyond :data:`MAX_INFLATED_BYTES`, before pydicom inflates it without a bound."""
+    position, transfer_syntax = _PREAMBLE_AND_PREFIX, b""
+    while data[position : position + 2] == b"\x02\x00" and position + 8 <= len(data):
+        element, vr = data[position + 2 : position + 4], data[position + 4 : position + 6]
+        if vr in _LONG_LENGTH_VRS:
+            (length,) = struct.unpack_from("<I", data, position + 8)
+            start = position + 12
+        else:
+            (length,) = struct.unpack_from("<H", data, position + 6)
+            start = position + 8
+        if element == b"\x10\x00":
+            transfer_syntax = data[start : start + length]
+        position = start + length
+    if transfer_syntax.rstrip(b"\x00 ") != DeflatedExplicitVRLittleEndian.encode():
+        return
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    size = len(inflater.decompress(data[position:], _INFLATE_CHUNK))
+    while inflater.unconsumed_tail and size <= MAX_INFLATED_BYTES:
+        size += len(inflater.decompress(inflater.unconsumed_tail, _INFLATE_CHUNK))
+    if size > MAX_INFLATED_BYTES:
+        raise TooCostly(f"the deflated data set inflates beyond {MAX_INFLATED_BYTES} bytes")
 
 
 def _require_complete(dataset: Dataset) -> None:
@@ -140,9 +201,30 @@ def read_sr(dataset: Dataset, *, patient_system: str = DEFAULT_PATIENT_SYSTEM) -
     length), :class:`InvalidInput` for content that contradicts the standard.
     """
     try:
-        return _read(dataset, patient_system)
+        tree = sr_fastwalk.content_root(dataset) or dataset
+        _check_content_tree(tree)
+        return _read(dataset, tree, patient_system)
+    except RecursionError:
+        raise TooCostly("the SR content tree is nested too deeply to read") from None
     except _MALFORMED as exc:
         raise InvalidInput(f"malformed SR content ({type(exc).__name__}: {exc})") from exc
+
+
+def _check_content_tree(dataset: ContentItem) -> None:
+    """Refuse a content tree deeper than :data:`MAX_CONTENT_DEPTH` levels or with more
+    than :data:`MAX_CONTENT_ITEMS` items (TID 1500 needs about six levels); iterative,
+    so a hostile depth never recurses."""
+    pending: list[tuple[ContentItem, int]] = [(dataset, 0)]
+    count = 0
+    while pending:
+        item, depth = pending.pop()
+        children = item.get("ContentSequence") or ()
+        if children and depth >= MAX_CONTENT_DEPTH:
+            raise TooCostly(f"the SR content tree is deeper than {MAX_CONTENT_DEPTH} levels")
+        count += len(children)
+        if count > MAX_CONTENT_ITEMS:
+            raise TooCostly(f"the SR has more than {MAX_CONTENT_ITEMS} content items")
+        pending.extend((child, depth + 1) for child in children)
 
 
 @dataclass
@@ -170,7 +252,7 @@ class _Num:
     """A NUM content item met in a group, resolved once its children are seen."""
 
     path: str
-    item: Dataset
+    item: ContentItem
     concept: Code
     derivation: C.Key | None = None
     image_uid: str | None = None
@@ -205,19 +287,21 @@ class _Group:
 # -- document level ---------------------------------------------------------------
 
 
-def _read(ds: Dataset, patient_system: str) -> TimepointReport:
+def _read(ds: Dataset, tree: ContentItem, patient_system: str) -> TimepointReport:
+    """The report of *ds*, its content items read from *tree* (*ds* itself or
+    :func:`sr_fastwalk.content_root` of it)."""
     _require_sr(_sop_class(ds))
     require_measurement_report(ds)
-    _refuse_own_assessment(ds)
+    _refuse_own_assessment(tree)
     patient = _patient(ds, patient_system)
     day = _date(ds)
     source = SourceDocument(
-        uid=_required_text(ds, "SOPInstanceUID"),
+        uid=_uid(ds, "SOPInstanceUID"),
         kind="dicom-sr",
         preliminary=ds.get("PreliminaryFlag") == "PRELIMINARY",
     )
     notes = _Notes()
-    report_label, groups = _report_items(ds)
+    report_label, groups = _report_items(tree)
     if not groups:
         raise UnsupportedInput("the Measurement Report has no measurement groups")
     scanned = [_scan_group(item, path, notes) for path, item in groups]
@@ -260,7 +344,7 @@ def require_measurement_report(ds: Dataset) -> None:
         raise UnsupportedInput("not a TID 1500 Measurement Report")
 
 
-def _refuse_own_assessment(ds: Dataset) -> None:
+def _refuse_own_assessment(ds: ContentItem) -> None:
     """An assessment SR this service wrote (TID 1004 Device Observer UID 121012 DCM =
     ASSESSMENT_DEVICE_UID) holds verdicts, not measurements: it is never re-ingested."""
     for _path, item in _children(ds, ""):
@@ -275,6 +359,12 @@ def _patient(ds: Dataset, patient_system: str) -> PatientIdentity:
     patient_id = str(ds.get("PatientID") or "").strip()
     if not patient_id:
         raise UnsupportedInput("the SR has no PatientID", expression="PatientID")
+    if len(patient_id) > _MAX_LO_CHARS or _CONTROL.search(patient_id):
+        raise InvalidInput(
+            f"PatientID is not a DICOM LO value (at most {_MAX_LO_CHARS} characters,"
+            " no control characters)",
+            expression="PatientID",
+        )
     issuer = str(ds.get("IssuerOfPatientID") or "").strip()
     system = f"{ISSUER_SYSTEM_PREFIX}{issuer}" if issuer else patient_system
     return PatientIdentity(system=system, value=patient_id)
@@ -302,10 +392,20 @@ def _required_text(ds: Dataset, keyword: str) -> str:
     return value
 
 
-def _report_items(ds: Dataset) -> tuple[str | None, list[tuple[str, Dataset]]]:
+def _uid(ds: Dataset, keyword: str) -> str:
+    value = _required_text(ds, keyword)
+    if len(value) > _MAX_UID_CHARS or _UID.fullmatch(value) is None:
+        raise InvalidInput(
+            f"{keyword} is not a DICOM UID (digits and dots, at most {_MAX_UID_CHARS} characters)",
+            expression=keyword,
+        )
+    return value
+
+
+def _report_items(ds: ContentItem) -> tuple[str | None, list[tuple[str, ContentItem]]]:
     """The report-level TID 1502 Time Point and the (path, item) of every group."""
     label: str | None = None
-    groups: list[tuple[str, Dataset]] = []
+    groups: list[tuple[str, ContentItem]] = []
     for path, item in _children(ds, ""):
         key = _concept_key(item)
         if key == C.TIME_POINT and item.get("ValueType") == "TEXT":
@@ -333,14 +433,14 @@ def _group_label(groups: Sequence[_Group], notes: _Notes) -> str | None:
 # -- content items ----------------------------------------------------------------
 
 
-def _children(item: Dataset, path: str) -> Iterator[tuple[str, Dataset]]:
+def _children(item: ContentItem, path: str) -> Iterator[tuple[str, ContentItem]]:
     """The content items directly under *item*, with their 1-based paths."""
     prefix = f"{path}." if path else ""
     for index, child in enumerate(item.get("ContentSequence") or (), start=1):
         yield f"{prefix}{index}", child
 
 
-def _code(entry: Dataset) -> Code:
+def _code(entry: ContentItem) -> Code:
     """A code sequence item as a :class:`Code`, retired SRT codes translated to SCT."""
     value = str(
         entry.get("CodeValue") or entry.get("LongCodeValue") or entry.get("URNCodeValue") or ""
@@ -357,26 +457,26 @@ def _key(code: Code) -> C.Key:
     return code.value, code.scheme.upper()
 
 
-def _concept(item: Dataset) -> Code | None:
+def _concept(item: ContentItem) -> Code | None:
     names = item.get("ConceptNameCodeSequence")
     return _code(names[0]) if names else None
 
 
-def _concept_key(item: Dataset) -> C.Key:
+def _concept_key(item: ContentItem) -> C.Key:
     concept = _concept(item)
     return _key(concept) if concept is not None else _NO_CONCEPT
 
 
-def _value_code(item: Dataset) -> Code | None:
+def _value_code(item: ContentItem) -> Code | None:
     values = item.get("ConceptCodeSequence")
     return _code(values[0]) if values else None
 
 
-def _text(item: Dataset) -> str:
+def _text(item: ContentItem) -> str:
     return str(item.get("TextValue") or "").strip()
 
 
-def _image_uid(item: Dataset) -> str | None:
+def _image_uid(item: ContentItem) -> str | None:
     refs = item.get("ReferencedSOPSequence")
     if not refs:
         return None
@@ -386,7 +486,7 @@ def _image_uid(item: Dataset) -> str | None:
 # -- one measurement group ----------------------------------------------------------
 
 
-def _scan_group(item: Dataset, path: str, notes: _Notes) -> _Group:
+def _scan_group(item: ContentItem, path: str, notes: _Notes) -> _Group:
     group = _Group(path)
     _visit(group, item, path, top=None, num=None, notes=notes)
     return group
@@ -394,7 +494,7 @@ def _scan_group(item: Dataset, path: str, notes: _Notes) -> _Group:
 
 def _visit(
     group: _Group,
-    parent: Dataset,
+    parent: ContentItem,
     path: str,
     top: C.Key | None,
     num: _Num | None,
@@ -433,7 +533,7 @@ def _note_image(group: _Group, num: _Num | None, uid: str | None) -> None:
 def _read_group_item(
     group: _Group,
     path: str,
-    item: Dataset,
+    item: ContentItem,
     concept: Code | None,
     value_type: str | None,
     notes: _Notes,

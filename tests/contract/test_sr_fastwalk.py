@@ -1,0 +1,207 @@
+"""The encoded-bytes content tree walk (service/adapters/sr_fastwalk.py) against the
+pydicom walk it replaces: differential tests on real SRs and their byte mutants.
+
+The property: ``read_sr`` with the walk gives the report it gives without it (the
+pydicom path), or raises the same domain error class. The walk may fall back to
+pydicom; on the well-formed Explicit VR Little Endian seeds it must not.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import warnings
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+from pydicom.dataset import Dataset
+from pydicom.uid import ImplicitVRLittleEndian
+
+from service.adapters import sr_fastwalk, sr_reader
+from service.adapters.strict_json import TooCostly
+from service.domain.errors import DomainError
+from service.domain.model import TimepointReport
+from tests.contract.test_producers import TIMEPOINTS, dsr_xml
+from tests.sr_factory import LesionSpec, make_sr, sr_bytes
+
+ROOT = Path(__file__).resolve().parents[2]
+FILES = sorted((ROOT / "tests" / "data" / "sr").glob("*.dcm")) + sorted(
+    (ROOT / "examples").glob("*.dcm")
+)
+EVERY_FEATURE = [
+    LesionSpec("T1", 21.5, 12, role="target", site="liver", mean_hu=40, viable_mm=15),
+    LesionSpec("T2", 33, role="target", site="lung", tracking_uid="1.2.826.0.1.3680043.2.1"),
+    LesionSpec("N1", 14, 11, role="target", site="lymph node"),
+    LesionSpec("NT1", role="non-target", state="ABSENT", findings=(("necrosis", "new"),)),
+    LesionSpec("T3", role="target", state="MERGED", merged_into="T1"),
+    LesionSpec("T4", role="target", state="TOO SMALL TO MEASURE"),
+    LesionSpec("NEW1", 8, role="new", site="liver"),
+]
+FACTORY = [
+    sr_bytes(make_sr(patient_id="FAST-1", study_date="20240105", lesions=EVERY_FEATURE)),
+    sr_bytes(
+        make_sr(
+            patient_id="FAST-2",
+            study_date="20240301",
+            lesions=EVERY_FEATURE[:3],
+            issuer="HOSP",
+            preliminary=True,
+        )
+    ),
+    sr_bytes(make_sr(patient_id="FAST-3", study_date="20240401", lesions=[LesionSpec("T1", 9)])),
+]
+SEEDS = [path.read_bytes() for path in FILES] + FACTORY
+BOUNDARIES = (0, 1, 0x5C, 0x7F, 0x80, 0xFF)
+# Bytes that keep a value ASCII yet change what it says: digits, signs, padding,
+# the value delimiter, letters.
+VALUE_BYTES = b"0123456789.+-eE \\\x00ACDMNTUX"
+LENGTHS = (0, 1, 2, 0xFFFF, 0x7FFFFFFF, 0xFFFFFFFE, 0xFFFFFFFF)
+# Mostly same-length value edits, which keep the structure and so reach the walk.
+OPERATIONS = ("char",) * 12 + ("flip", "byte", "insert", "delete", "length", "cut")
+
+
+def _text_positions(seed: bytes) -> list[int]:
+    """Offsets inside runs of four or more printable bytes of the content tree: mostly
+    values (element headers are two VR letters between binary fields)."""
+    start = seed.find(b"\x40\x00\x30\xa7")
+    runs = re.finditer(rb"[\x20-\x7e]{4,}", seed[start:])
+    return [start + at for run in runs for at in range(run.start(), run.end())]
+
+
+MUTANT_SEEDS = [seed for seed in SEEDS if b"\x40\x00\x30\xa7" in seed]  # SRs only
+TEXT_POSITIONS = [_text_positions(seed) for seed in MUTANT_SEEDS]
+
+
+def outcome(data: bytes, fast: bool) -> TimepointReport | type[DomainError]:
+    """``parse_dicom`` + ``read_sr`` of *data*: the report, or the domain error class."""
+    with pytest.MonkeyPatch.context() as patch, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom's value warnings, alike on both paths
+        if not fast:
+            patch.setattr(sr_fastwalk, "content_root", lambda _dataset: None)
+        try:
+            return sr_reader.read_sr(sr_reader.parse_dicom(data))
+        except DomainError as exc:
+            return type(exc)
+
+
+def walked(data: bytes) -> dict[str, object] | None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return sr_fastwalk.content_root(sr_reader.parse_dicom(data))
+
+
+@pytest.mark.parametrize("data", SEEDS, ids=[p.name for p in FILES] + ["every", "issuer", "one"])
+def test_seeds_read_alike_on_both_paths(data: bytes) -> None:
+    assert outcome(data, fast=True) == outcome(data, fast=False)
+
+
+@pytest.mark.parametrize("data", FACTORY + [p.read_bytes() for p in FILES if "example" in str(p)])
+def test_explicit_little_endian_srs_take_the_fast_path(data: bytes) -> None:
+    root = walked(data)
+    assert root is not None
+    assert isinstance(outcome(data, fast=True), TimepointReport)
+
+
+def test_other_transfer_syntaxes_fall_back_to_pydicom() -> None:
+    dataset = make_sr(patient_id="FAST-4", study_date="20240105", lesions=EVERY_FEATURE[:2])
+    data = sr_bytes(dataset)
+    dataset.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    implicit = sr_bytes(dataset)
+    assert walked(implicit) is None
+    report = outcome(implicit, fast=True)
+    assert isinstance(report, TimepointReport)
+    assert report.lesions == outcome(data, fast=False).lesions  # type: ignore[union-attr]
+
+
+def test_another_character_set_falls_back_to_pydicom() -> None:
+    dataset = make_sr(patient_id="FAST-5", study_date="20240105", lesions=EVERY_FEATURE[:1])
+    dataset.SpecificCharacterSet = "ISO_IR 144"
+    assert walked(sr_bytes(dataset)) is None
+
+
+def _nested(depth: int) -> Dataset:
+    dataset = make_sr(patient_id="FAST-6", study_date="20240105", lesions=EVERY_FEATURE[:1])
+    item = dataset.ContentSequence[0]
+    for _ in range(depth):
+        child = Dataset()
+        child.RelationshipType, child.ValueType, child.TextValue = "CONTAINS", "TEXT", "x"
+        item.ContentSequence = [child]
+        item = child
+    return dataset
+
+
+def test_limits_raise_too_costly_as_the_pydicom_walk_does() -> None:
+    deep = sr_bytes(_nested(sr_fastwalk.MAX_CONTENT_DEPTH + 1))
+    with pytest.raises(TooCostly):
+        walked(deep)
+    assert outcome(deep, fast=True) is outcome(deep, fast=False) is TooCostly
+    dataset = make_sr(patient_id="FAST-7", study_date="20240105", lesions=EVERY_FEATURE[:1])
+    dataset.ContentSequence = list(dataset.ContentSequence) * (
+        sr_fastwalk.MAX_CONTENT_ITEMS // len(dataset.ContentSequence) + 1
+    )
+    many = sr_bytes(dataset)
+    with pytest.raises(TooCostly):
+        walked(many)
+    assert outcome(many, fast=False) is TooCostly
+
+
+def test_depth_within_the_limit_reads_alike() -> None:
+    data = sr_bytes(_nested(sr_fastwalk.MAX_CONTENT_DEPTH - 2))
+    assert walked(data) is not None
+    assert outcome(data, fast=True) == outcome(data, fast=False)
+
+
+@pytest.mark.skipif(shutil.which("xml2dsr") is None, reason="DCMTK xml2dsr is not installed")
+def test_dcmtk_srs_read_alike(tmp_path: Path) -> None:
+    for day, lesions in TIMEPOINTS.items():
+        source, target = tmp_path / f"{day}.xml", tmp_path / f"{day}.dcm"
+        source.write_text(dsr_xml("PAT-DCMTK", day, lesions))
+        subprocess.run(["xml2dsr", str(source), str(target)], check=True, timeout=60)
+        data = target.read_bytes()
+        assert isinstance(outcome(data, fast=True), TimepointReport)
+        assert outcome(data, fast=True) == outcome(data, fast=False)
+
+
+@st.composite
+def mutants(draw: st.DrawFn) -> bytes:
+    """A seed with one to four mutations inside its ContentSequence."""
+    index = draw(st.integers(0, len(MUTANT_SEEDS) - 1))
+    seed, texts = MUTANT_SEEDS[index], TEXT_POSITIONS[index]
+    data = bytearray(seed)
+    start = max(seed.find(b"\x40\x00\x30\xa7"), 0)
+    for _ in range(draw(st.integers(1, 4))):
+        at = draw(st.integers(start, max(len(data) - 1, start)))
+        operation = draw(st.sampled_from(OPERATIONS))
+        if operation == "char" and texts:
+            at = draw(st.sampled_from(texts))
+            if at < len(data):
+                data[at] = draw(st.sampled_from(VALUE_BYTES))
+        elif operation == "flip" and at < len(data):
+            data[at] ^= 1 << draw(st.integers(0, 7))
+        elif operation == "byte" and at < len(data):
+            data[at] = draw(st.sampled_from(BOUNDARIES))
+        elif operation == "insert":
+            data[at:at] = draw(st.binary(min_size=1, max_size=8))
+        elif operation == "delete":
+            del data[at : at + draw(st.integers(1, 8))]
+        elif operation == "length":
+            size = draw(st.sampled_from((2, 4)))
+            value = draw(st.sampled_from(LENGTHS)) & ((1 << (8 * size)) - 1)
+            data[at : at + size] = value.to_bytes(size, "little")
+        elif operation == "cut":
+            del data[at:]
+    return bytes(data)
+
+
+@settings(
+    max_examples=2000,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(data=mutants())
+def test_mutants_read_alike_on_both_paths(data: bytes) -> None:
+    assert outcome(data, fast=True) == outcome(data, fast=False)
