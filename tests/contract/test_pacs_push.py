@@ -173,3 +173,17 @@ def test_timepoint_without_dicom_context_is_skipped(
             wait_for(lambda: "without DICOM context" in caplog.text, "the skip log")
         worker.stop(timeout=10)
     assert receiver.received == [] and not receiver.arrived.is_set()
+
+
+def test_a_failing_job_is_logged_and_the_worker_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    unmigrated = db.create_engine(f"sqlite:///{tmp_path / 'empty.db'}")  # no tables
+    worker = PushWorker(unmigrated, [Destination("unused", lambda sr: None)], capacity=4)
+    worker.start()
+    with caplog.at_level(logging.ERROR):
+        worker.submit(_changes(2), (), AssessmentParameters(), None)
+        wait_for(lambda: len(caplog.records) == 2, "two errors")
+    assert all("could not be built (OperationalError)" in r.getMessage() for r in caplog.records)
+    worker.stop(timeout=10)
+    unmigrated.dispose()
