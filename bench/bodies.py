@@ -17,6 +17,8 @@ from pathlib import Path
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
+from service.adapters import fhir_writer
+from tests.fhir_factory import measurement_bundle
 from tests.sr_factory import LesionSpec, make_sr, sr_bytes
 
 STOW_BOUNDARY = "bench-stow-boundary-7f3a9c"
@@ -63,6 +65,15 @@ def distinct_srs(count: int, lesion_count: int = 10, prefix: str = "BENCH") -> I
     sr = template(lesion_count)
     for index in range(count):
         yield stamp(sr, f"{prefix}-{index:07d}")
+
+
+def distinct_bundles(count: int, lesion_count: int = 10, prefix: str = "BUNDLE") -> Iterator[bytes]:
+    """*count* FHIR transaction Bundles of one timepoint with *lesion_count* target
+    lesions (a long axis Observation each), each of its own patient."""
+    sizes = [(f"T{n}", 10.0 + n) for n in range(1, lesion_count + 1)]
+    for index in range(count):
+        bundle = measurement_bundle(f"{prefix}-{index:07d}", "2024-01-05", sizes)
+        yield fhir_writer.dumps(bundle)
 
 
 def stow_body(parts: Sequence[bytes]) -> bytes:
