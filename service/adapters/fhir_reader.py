@@ -193,9 +193,10 @@ def resources_of(document: Any) -> list[Json]:
             f"resource type {kind} is not read here; send an Observation or a Bundle",
             "resourceType",
         )
-    if document.get("type") not in BUNDLE_TYPES:
+    bundle_type = document.get("type")
+    if not isinstance(bundle_type, str) or bundle_type not in BUNDLE_TYPES:
         raise UnsupportedInput(
-            f"Bundle type {document.get('type')!r} is not one of {', '.join(sorted(BUNDLE_TYPES))}",
+            f"Bundle type {bundle_type!r} is not one of {', '.join(sorted(BUNDLE_TYPES))}",
             "Bundle.type",
         )
     entries = document.get("entry", [])
@@ -315,7 +316,7 @@ class _Reader:
         self._resolve_patient = resolve_patient
         self._paths = (
             ["Observation"]
-            if document is resources[0]
+            if document.get("resourceType") == "Observation"
             else [f"Bundle.entry[{i}].resource" for i in range(len(resources))]
         )
         self._by_reference: dict[str, Json] = {}
@@ -478,7 +479,7 @@ class _Reader:
 
     def _observation(self, resource: Json, path: str) -> None:
         status = resource.get("status")
-        if status in _SKIPPED_STATUS:
+        if isinstance(status, str) and status in _SKIPPED_STATUS:
             self.warnings.append(f"{path}: Observation with status {status} ignored")
             return
         items = list(_items(resource, path))
@@ -655,7 +656,7 @@ def _first_code(concept: Json) -> Code | None:
     codes = _codes(concept)
     if codes:
         return next((code for code in codes if _known(code)), codes[0])
-    text = concept.get("text")
+    text = concept.get("text") if isinstance(concept, dict) else None
     return Code(text, "", text) if isinstance(text, str) and text else None
 
 
