@@ -31,14 +31,14 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from io import BytesIO
-from typing import Final
+from typing import Any, Final, Protocol
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
-from service.adapters import sr_codes as C
+from service.adapters import sr_codes as C, sr_fastwalk
 from service.adapters.sr_context import ASSESSMENT_DEVICE_UID
 from service.adapters.strict_json import TooCostly
 from service.domain.errors import InvalidInput, UnsupportedInput
@@ -88,11 +88,21 @@ _MALFORMED = (
     zlib.error,
 )
 _UNDEFINED_LENGTH: Final = 0xFFFFFFFF
+
+
+class ContentItem(Protocol):
+    """A content item: pydicom's Dataset, or an item of :mod:`.sr_fastwalk`."""
+
+    def get(self, key: str, default: Any = None, /) -> Any: ...
+
+    def __contains__(self, key: str, /) -> bool: ...
+
+
 # Structure limits (reliability.md section 5): pydicom inflates a deflated data set
 # without a bound and recurses once per nesting level, so both are checked here.
 MAX_INFLATED_BYTES: Final = 32 * 1024 * 1024
-MAX_CONTENT_DEPTH: Final = 32
-MAX_CONTENT_ITEMS: Final = 20_000
+MAX_CONTENT_DEPTH: Final = sr_fastwalk.MAX_CONTENT_DEPTH
+MAX_CONTENT_ITEMS: Final = sr_fastwalk.MAX_CONTENT_ITEMS
 _INFLATE_CHUNK: Final = 4 * 1024 * 1024  # inflated in bounded steps, output discarded
 _PREAMBLE_AND_PREFIX: Final = 132
 # Value grammars checked before a value names anything (reliability.md R3; PS3.5 6.2,
@@ -191,19 +201,20 @@ def read_sr(dataset: Dataset, *, patient_system: str = DEFAULT_PATIENT_SYSTEM) -
     length), :class:`InvalidInput` for content that contradicts the standard.
     """
     try:
-        _check_content_tree(dataset)
-        return _read(dataset, patient_system)
+        tree = sr_fastwalk.content_root(dataset) or dataset
+        _check_content_tree(tree)
+        return _read(dataset, tree, patient_system)
     except RecursionError:
         raise TooCostly("the SR content tree is nested too deeply to read") from None
     except _MALFORMED as exc:
         raise InvalidInput(f"malformed SR content ({type(exc).__name__}: {exc})") from exc
 
 
-def _check_content_tree(dataset: Dataset) -> None:
+def _check_content_tree(dataset: ContentItem) -> None:
     """Refuse a content tree deeper than :data:`MAX_CONTENT_DEPTH` levels or with more
     than :data:`MAX_CONTENT_ITEMS` items (TID 1500 needs about six levels); iterative,
     so a hostile depth never recurses."""
-    pending: list[tuple[Dataset, int]] = [(dataset, 0)]
+    pending: list[tuple[ContentItem, int]] = [(dataset, 0)]
     count = 0
     while pending:
         item, depth = pending.pop()
@@ -241,7 +252,7 @@ class _Num:
     """A NUM content item met in a group, resolved once its children are seen."""
 
     path: str
-    item: Dataset
+    item: ContentItem
     concept: Code
     derivation: C.Key | None = None
     image_uid: str | None = None
@@ -276,10 +287,12 @@ class _Group:
 # -- document level ---------------------------------------------------------------
 
 
-def _read(ds: Dataset, patient_system: str) -> TimepointReport:
+def _read(ds: Dataset, tree: ContentItem, patient_system: str) -> TimepointReport:
+    """The report of *ds*, its content items read from *tree* (*ds* itself or
+    :func:`sr_fastwalk.content_root` of it)."""
     _require_sr(_sop_class(ds))
     require_measurement_report(ds)
-    _refuse_own_assessment(ds)
+    _refuse_own_assessment(tree)
     patient = _patient(ds, patient_system)
     day = _date(ds)
     source = SourceDocument(
@@ -288,7 +301,7 @@ def _read(ds: Dataset, patient_system: str) -> TimepointReport:
         preliminary=ds.get("PreliminaryFlag") == "PRELIMINARY",
     )
     notes = _Notes()
-    report_label, groups = _report_items(ds)
+    report_label, groups = _report_items(tree)
     if not groups:
         raise UnsupportedInput("the Measurement Report has no measurement groups")
     scanned = [_scan_group(item, path, notes) for path, item in groups]
@@ -331,7 +344,7 @@ def require_measurement_report(ds: Dataset) -> None:
         raise UnsupportedInput("not a TID 1500 Measurement Report")
 
 
-def _refuse_own_assessment(ds: Dataset) -> None:
+def _refuse_own_assessment(ds: ContentItem) -> None:
     """An assessment SR this service wrote (TID 1004 Device Observer UID 121012 DCM =
     ASSESSMENT_DEVICE_UID) holds verdicts, not measurements: it is never re-ingested."""
     for _path, item in _children(ds, ""):
@@ -389,10 +402,10 @@ def _uid(ds: Dataset, keyword: str) -> str:
     return value
 
 
-def _report_items(ds: Dataset) -> tuple[str | None, list[tuple[str, Dataset]]]:
+def _report_items(ds: ContentItem) -> tuple[str | None, list[tuple[str, ContentItem]]]:
     """The report-level TID 1502 Time Point and the (path, item) of every group."""
     label: str | None = None
-    groups: list[tuple[str, Dataset]] = []
+    groups: list[tuple[str, ContentItem]] = []
     for path, item in _children(ds, ""):
         key = _concept_key(item)
         if key == C.TIME_POINT and item.get("ValueType") == "TEXT":
@@ -420,14 +433,14 @@ def _group_label(groups: Sequence[_Group], notes: _Notes) -> str | None:
 # -- content items ----------------------------------------------------------------
 
 
-def _children(item: Dataset, path: str) -> Iterator[tuple[str, Dataset]]:
+def _children(item: ContentItem, path: str) -> Iterator[tuple[str, ContentItem]]:
     """The content items directly under *item*, with their 1-based paths."""
     prefix = f"{path}." if path else ""
     for index, child in enumerate(item.get("ContentSequence") or (), start=1):
         yield f"{prefix}{index}", child
 
 
-def _code(entry: Dataset) -> Code:
+def _code(entry: ContentItem) -> Code:
     """A code sequence item as a :class:`Code`, retired SRT codes translated to SCT."""
     value = str(
         entry.get("CodeValue") or entry.get("LongCodeValue") or entry.get("URNCodeValue") or ""
@@ -444,26 +457,26 @@ def _key(code: Code) -> C.Key:
     return code.value, code.scheme.upper()
 
 
-def _concept(item: Dataset) -> Code | None:
+def _concept(item: ContentItem) -> Code | None:
     names = item.get("ConceptNameCodeSequence")
     return _code(names[0]) if names else None
 
 
-def _concept_key(item: Dataset) -> C.Key:
+def _concept_key(item: ContentItem) -> C.Key:
     concept = _concept(item)
     return _key(concept) if concept is not None else _NO_CONCEPT
 
 
-def _value_code(item: Dataset) -> Code | None:
+def _value_code(item: ContentItem) -> Code | None:
     values = item.get("ConceptCodeSequence")
     return _code(values[0]) if values else None
 
 
-def _text(item: Dataset) -> str:
+def _text(item: ContentItem) -> str:
     return str(item.get("TextValue") or "").strip()
 
 
-def _image_uid(item: Dataset) -> str | None:
+def _image_uid(item: ContentItem) -> str | None:
     refs = item.get("ReferencedSOPSequence")
     if not refs:
         return None
@@ -473,7 +486,7 @@ def _image_uid(item: Dataset) -> str | None:
 # -- one measurement group ----------------------------------------------------------
 
 
-def _scan_group(item: Dataset, path: str, notes: _Notes) -> _Group:
+def _scan_group(item: ContentItem, path: str, notes: _Notes) -> _Group:
     group = _Group(path)
     _visit(group, item, path, top=None, num=None, notes=notes)
     return group
@@ -481,7 +494,7 @@ def _scan_group(item: Dataset, path: str, notes: _Notes) -> _Group:
 
 def _visit(
     group: _Group,
-    parent: Dataset,
+    parent: ContentItem,
     path: str,
     top: C.Key | None,
     num: _Num | None,
@@ -520,7 +533,7 @@ def _note_image(group: _Group, num: _Num | None, uid: str | None) -> None:
 def _read_group_item(
     group: _Group,
     path: str,
-    item: Dataset,
+    item: ContentItem,
     concept: Code | None,
     value_type: str | None,
     notes: _Notes,
