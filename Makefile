@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test test-tools lint typecheck pytest openapi bench clean
+.PHONY: run test test-tools lint typecheck audit pytest fuzz-long openapi bench clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -31,7 +31,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed-run
 	$(BIN)/tumour-response serve
 
-test: $(VENV)/.installed-test test-tools lint typecheck pytest
+test: $(VENV)/.installed-test test-tools lint typecheck audit pytest
 
 test-tools:
 	bash tests/tools/install.sh
@@ -43,8 +43,18 @@ lint: $(VENV)/.installed-test
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
 
+# Security checks (issue 8; README "Reliability"): bandit over service/ (waivers in
+# pyproject [tool.bandit], each with its reason) and pip-audit over the environment.
+audit: $(VENV)/.installed-test
+	$(BIN)/bandit -q -ll -r service -c pyproject.toml
+	$(BIN)/python tests/tools/pip_audit.py
+
 pytest: $(VENV)/.installed-test
 	$(BIN)/pytest
+
+# The long fuzzing tier (README "Reliability"): tens of thousands of generated inputs.
+fuzz-long: $(VENV)/.installed-test
+	$(BIN)/pytest -m long -p no:cacheprovider tests/fuzz
 
 openapi: $(VENV)/.installed-test
 	$(BIN)/tumour-response openapi > openapi/openapi.json
