@@ -36,8 +36,7 @@ from typing import Any, Final
 import orjson
 
 from service.adapters import fhir_codes as fc, sr_codes as C
-from service.adapters.strict_json import TooLarge
-from service.domain.errors import InvalidInput, UnsupportedInput
+from service.domain.errors import InvalidInput, TooLarge, UnsupportedInput
 from service.domain.model import (
     DEFAULT_PATIENT_SYSTEM,
     ClinicalSetting,

@@ -26,7 +26,7 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian
 
-from service.adapters.strict_json import TooCostly
+from service.domain.errors import TooCostly
 
 Item = dict[str, Any]
 

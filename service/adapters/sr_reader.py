@@ -40,8 +40,7 @@ from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from service.adapters import sr_codes as C, sr_fastwalk
 from service.adapters.sr_context import ASSESSMENT_DEVICE_UID
-from service.adapters.strict_json import TooCostly
-from service.domain.errors import InvalidInput, UnsupportedInput
+from service.domain.errors import InvalidInput, TooCostly, UnsupportedInput
 from service.domain.model import (
     DEFAULT_PATIENT_SYSTEM,
     Code,

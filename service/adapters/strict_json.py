@@ -20,7 +20,7 @@ import re
 from decimal import Decimal
 from typing import Any, Final
 
-from service.domain.errors import InvalidInput
+from service.domain.errors import InvalidInput, TooCostly
 
 MAX_DEPTH: Final = 32
 MAX_NUMBER_CHARS: Final = 50
@@ -32,14 +32,6 @@ _OPENING = frozenset(b"[{")
 
 class MalformedJson(InvalidInput):
     """Not JSON, or JSON that FHIR forbids (NaN, Infinity, duplicate keys, not UTF-8)."""
-
-
-class TooCostly(InvalidInput):
-    """Nesting, number length or item count beyond the service's limits."""
-
-
-class TooLarge(InvalidInput):
-    """More content (bytes, Bundle entries) than the service accepts in one request."""
 
 
 def loads(data: bytes, max_depth: int = MAX_DEPTH) -> Any:

@@ -3,6 +3,8 @@ about HTTP, FHIR or DICOM status codes.
 
 * DomainError
   x InvalidInput      - the data contradicts itself or the standard it claims to follow
+    x TooCostly       - nesting, item counts or number lengths beyond the service's limits
+    x TooLarge        - more bytes or entries than the service accepts in one request
   x UnsupportedInput  - well formed, but not something this service reads
   x NotFound          - no such patient, timepoint or report
   x Conflict          - the same identifier arrived again with different content
@@ -23,6 +25,14 @@ class DomainError(Exception):
 
 class InvalidInput(DomainError):
     """The input contradicts itself or the standard it claims to follow."""
+
+
+class TooCostly(InvalidInput):
+    """Nesting, item counts or number lengths beyond the service's limits (reliability.md 5)."""
+
+
+class TooLarge(InvalidInput):
+    """More bytes or entries than the service accepts in one request (reliability.md 5)."""
 
 
 class UnsupportedInput(DomainError):

@@ -33,7 +33,14 @@ from sqlalchemy.exc import OperationalError
 from service import services
 from service.adapters import sr_context, sr_reader
 from service.adapters.db import open_store
-from service.domain.errors import Conflict, DomainError, InvalidInput, UnsupportedInput
+from service.domain.errors import (
+    Conflict,
+    DomainError,
+    InvalidInput,
+    TooCostly,
+    TooLarge,
+    UnsupportedInput,
+)
 from service.domain.model import AssessmentParameters
 from service.entrypoints import push_worker
 
@@ -148,6 +155,8 @@ def read_instance(data: bytes, *, patient_system: str, study: str | None = None)
         raise InstanceRefused(Condition.TEMPLATE, str(exc), dataset) from exc
     try:
         report = sr_reader.read_sr(dataset, patient_system=patient_system)
+    except (TooCostly, TooLarge) as exc:
+        raise InstanceRefused(Condition.LIMIT, str(exc), dataset) from exc
     except DomainError as exc:
         raise InstanceRefused(Condition.CONTENT, str(exc), dataset) from exc
     context = sr_context.extract(dataset)  # for the SR write-back (PACS push)
@@ -175,6 +184,8 @@ def commit(
 def _parse(data: bytes) -> Dataset:
     try:
         return sr_reader.parse_dicom(data)
+    except (TooCostly, TooLarge) as exc:  # reliability.md 4: a size or structure limit
+        raise InstanceRefused(Condition.LIMIT, str(exc)) from exc
     except InvalidInput as exc:
         raise InstanceRefused(Condition.CANNOT_UNDERSTAND, str(exc)) from exc
     except UnsupportedInput as exc:

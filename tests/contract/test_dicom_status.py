@@ -139,3 +139,12 @@ def test_the_digest_ignores_the_senders_file_meta() -> None:
     dataset.ContentDescription = codes.DCM.ImagingMeasurementReport.meaning  # other content
     third = dicom_status.read_instance(sr_bytes(dataset), patient_system="s")
     assert third.inbound.digest != read[0].inbound.digest
+
+
+def test_a_structure_limit_is_c101_not_cannot_understand() -> None:
+    from tests.fuzz.dicom_bytes import nested_content, with_content
+    from tests.fuzz.hostile import report
+
+    refused = _refused(with_content(report(), nested_content(1_000)))
+    assert refused.condition is Condition.LIMIT
+    assert refused.status.failure_reason == refused.status.cstore == 0xC101

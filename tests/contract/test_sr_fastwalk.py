@@ -20,8 +20,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import ImplicitVRLittleEndian
 
 from service.adapters import sr_fastwalk, sr_reader
-from service.adapters.strict_json import TooCostly
-from service.domain.errors import DomainError
+from service.domain.errors import DomainError, TooCostly
 from service.domain.model import TimepointReport
 from tests.contract.test_producers import TIMEPOINTS, dsr_xml
 from tests.sr_factory import LesionSpec, make_sr, sr_bytes

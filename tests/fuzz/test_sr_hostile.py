@@ -20,9 +20,8 @@ from service.adapters.sr_reader import (
     parse_dicom,
     read_sr,
 )
-from service.adapters.strict_json import TooCostly
 from service.config import Settings
-from service.domain.errors import DomainError, InvalidInput
+from service.domain.errors import DomainError, InvalidInput, TooCostly
 from tests.fuzz.checks import ALLOWED_CODES, stored_rows
 from tests.fuzz.dicom_bytes import (
     deflated,

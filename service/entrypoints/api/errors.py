@@ -18,13 +18,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.adapters.fhir_reader import InvalidValue, MissingElement
 from service.adapters.fhir_writer import Resource, dumps
-from service.adapters.strict_json import MalformedJson, TooCostly, TooLarge
+from service.adapters.strict_json import MalformedJson
 from service.domain.errors import (
     Conflict,
     DomainError,
     InvalidInput,
     NotEvaluable,
     NotFound,
+    TooCostly,
+    TooLarge,
     UnsupportedInput,
 )
 

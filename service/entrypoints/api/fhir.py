@@ -31,7 +31,13 @@ from service import __version__, services
 from service.adapters import fhir_index, fhir_reader, fhir_writer, strict_json
 from service.adapters.db import FhirRecord, Store, StoredResource, open_store
 from service.config import Settings
-from service.domain.errors import DomainError, InvalidInput, NotFound, UnsupportedInput
+from service.domain.errors import (
+    DomainError,
+    InvalidInput,
+    NotFound,
+    TooLarge,
+    UnsupportedInput,
+)
 from service.domain.model import AssessmentParameters, PatientIdentity
 from service.entrypoints import push_worker
 from service.entrypoints.api.deps import EngineDep, SettingsDep, public_root
@@ -116,14 +122,14 @@ def _require_json_body(request: Request) -> None:
 def parse_fhir(data: bytes, limit: int = MAX_BUNDLE_BYTES) -> Any:
     """Strict JSON within the size limits of reliability.md section 5."""
     if len(data) > limit:
-        raise strict_json.TooLarge(f"the body is over {limit} bytes")
+        raise TooLarge(f"the body is over {limit} bytes")
     document = strict_json.loads(data)
     if (
         isinstance(document, dict)
         and document.get("resourceType") != "Bundle"
         and len(data) > MAX_RESOURCE_BYTES
     ):
-        raise strict_json.TooLarge(f"a resource over {MAX_RESOURCE_BYTES} bytes")
+        raise TooLarge(f"a resource over {MAX_RESOURCE_BYTES} bytes")
     return document
 
 
