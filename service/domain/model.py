@@ -357,11 +357,11 @@ class TimepointResponse:
 
     date: date
     overall: Response | None
-    target: Response | None
-    non_target: Response | None
-    new_lesions: bool
-    best_overall: Response | None
-    sums: SumOfDiameters | None
+    target: Response | None = None
+    non_target: Response | None = None
+    new_lesions: bool = False
+    best_overall: Response | None = None
+    sums: SumOfDiameters | None = None
     explanation: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
 

@@ -76,11 +76,6 @@ def assess(history: History, params: AssessmentParameters) -> Assessment:
         TimepointResponse(
             date=baseline.date,
             overall=None,
-            target=None,
-            non_target=None,
-            new_lesions=False,
-            best_overall=None,
-            sums=None,
             explanation=(
                 f"baseline morphology: {_groups_text(metastases, baseline)}"
                 if metastases
@@ -139,10 +134,5 @@ def _evaluate(
     return TimepointResponse(
         date=timepoint.date,
         overall=overall,
-        target=None,
-        non_target=None,
-        new_lesions=False,
-        best_overall=None,
-        sums=None,
         explanation=(f"Chun {overall.value}", why, *details),
     )

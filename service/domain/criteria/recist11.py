@@ -233,10 +233,6 @@ def baseline_response(
     return TimepointResponse(
         date=baseline.date,
         overall=None,
-        target=None,
-        non_target=None,
-        new_lesions=False,
-        best_overall=None,
         sums=sums,
         explanation=tuple(explanation),
     )
