@@ -8,7 +8,10 @@ about HTTP, FHIR or DICOM status codes.
   x UnsupportedInput  - well formed, but not something this service reads
   x NotFound          - no such patient, timepoint or report
   x Conflict          - the same identifier arrived again with different content
+    x IdentityConflict - the study is already known under another patient
   x NotEvaluable      - a criterion cannot be applied to this history
+  x Unavailable       - a resource the service depends on (the database) does not answer;
+                        the same request can succeed later
 """
 
 from __future__ import annotations
@@ -47,5 +50,18 @@ class Conflict(DomainError):
     """The same identifier arrived again with different content."""
 
 
+class IdentityConflict(Conflict):
+    """The input's study is already stored under another patient; linking it would mix
+    two people's images (reliability.md section 4, "identity conflict")."""
+
+
 class NotEvaluable(DomainError):
     """A criterion cannot be applied to this history."""
+
+
+class Unavailable(DomainError):
+    """A resource the service depends on does not answer now; retrying later can succeed."""
+
+    def __init__(self, message: str, retry_after_seconds: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
