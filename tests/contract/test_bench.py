@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pydicom import dcmread
 
-from bench import bodies, measure, procstat, wrk
+from bench import bodies, cli_rate, measure, procstat, wrk
 from bench.run import Ratio
 from service.adapters import sr_reader
 
@@ -119,3 +119,19 @@ def test_ratio_verdicts(value, op, target, verdict):
 def test_bodies_round_trip_through_bytes():
     data = next(bodies.distinct_srs(1, lesion_count=1, prefix="RT"))
     assert dcmread(BytesIO(data)).PatientID == "RT-0000000"
+
+
+def test_cli_rate_times_the_cli_and_the_walk_over_one_folder_of_histories(tmp_path):
+    figures = cli_rate.measure(tmp_path, patients=2, timepoints=2, runs=1)
+    folder = sorted((tmp_path / "cli-folder").glob("*.dcm"))
+    read = [dcmread(path) for path in folder]
+    assert figures["files"] == len(folder) == 4
+    assert {(sr.PatientID, sr.StudyDate) for sr in read} == {
+        ("CLI-00000", "20240105"),
+        ("CLI-00000", "20240216"),
+        ("CLI-00001", "20240105"),
+        ("CLI-00001", "20240216"),
+    }
+    assert len({sr.SOPInstanceUID for sr in read}) == 4
+    assert figures["cli_cpu_s"] > 0 and figures["baseline_cpu_s"] > 0
+    assert figures["ratio"] == pytest.approx(figures["baseline_cpu_s"] / figures["cli_cpu_s"])
