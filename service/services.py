@@ -188,8 +188,7 @@ def _store_all(store: Store, inbound: Sequence[Inbound], criteria: Sequence[str]
     choose_criteria(criteria, ())  # refuse unknown criteria before storing anything
     for item in inbound:
         store.add_report(item.report, item.digest, dicom_context=item.dicom_context)
-        for record in item.received:
-            store.put_resource(record)
+        store.put_resources([(record, None) for record in item.received])
 
 
 def _assess(
