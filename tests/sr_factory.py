@@ -7,7 +7,8 @@ highdicom 0.28 (interop.md 2.3), the shape the service reads (contract section 3
 * Finding (52988006, SCT "Lesion"), Finding Site (363698007, SCT), Measurement Method
   (126081, DCM "RECIST 1.1");
 * a 2-point POLYLINE Image Region on a stub CT image: a Dataset with patient, study,
-  series and SOP attributes and no pixel data, passed to highdicom as evidence;
+  series and SOP attributes and no pixel data, passed to highdicom as evidence; or,
+  with :attr:`LesionSpec.frame_of_reference_uid`, a SCOORD3D POLYLINE in that frame;
 * NUM long axis (103339001, SCT) / short axis (103340004, SCT) in mm, and mean
   attenuation (112031, DCM) with Derivation Mean (373098007, SCT) in ``[hnsf'U]``;
 * Baseline Category (112016, DCM) or NCIt new-lesion codes and Tumor State
@@ -88,6 +89,12 @@ class LesionSpec:
     merged_into: str | None = None  # tracking_id of the lesion a MERGED lesion joined
     viable_mm: float | None = None  # mRECIST viable long axis (99TR viable-long-axis)
     findings: tuple[tuple[str, str], ...] = ()  # (sign, value): ("necrosis", "new"), ...
+    frame_of_reference_uid: str | None = None  # a SCOORD3D region (REGION_3D) in this frame
+
+
+# The points of the regions make_sr writes: (column, row) pairs, (x, y, z) triplets.
+REGION_2D = ((10.0, 10.0), (40.0, 10.0))
+REGION_3D = ((-10.5, 20.25, 30.0), (20.0, 20.25, 30.0))
 
 
 def tracking_uid(patient_id: str, tracking_id: str) -> str:
@@ -168,15 +175,22 @@ def _stub_ct_image(patient_id: str, study_date: str) -> Dataset:
 def _group(
     lesion: LesionSpec, patient_id: str, image: Dataset
 ) -> hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations:
-    return hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
-        referenced_region=hd.sr.ImageRegion(
-            graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
-            graphic_data=np.array([[10.0, 10.0], [40.0, 10.0]]),
-            source_image=hd.sr.SourceImageForRegion(
-                referenced_sop_class_uid=image.SOPClassUID,
-                referenced_sop_instance_uid=image.SOPInstanceUID,
-            ),
+    region: hd.sr.ImageRegion | hd.sr.ImageRegion3D = hd.sr.ImageRegion(
+        graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
+        graphic_data=np.array(REGION_2D),
+        source_image=hd.sr.SourceImageForRegion(
+            referenced_sop_class_uid=image.SOPClassUID,
+            referenced_sop_instance_uid=image.SOPInstanceUID,
         ),
+    )
+    if lesion.frame_of_reference_uid is not None:
+        region = hd.sr.ImageRegion3D(
+            graphic_type=hd.sr.GraphicTypeValues3D.POLYLINE,
+            graphic_data=np.array(REGION_3D),
+            frame_of_reference_uid=lesion.frame_of_reference_uid,
+        )
+    return hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
+        referenced_region=region,
         tracking_identifier=hd.sr.TrackingIdentifier(
             identifier=lesion.tracking_id,
             uid=lesion.tracking_uid or tracking_uid(patient_id, lesion.tracking_id),

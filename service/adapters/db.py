@@ -38,6 +38,7 @@ from service.domain.errors import Conflict, NotFound
 from service.domain.model import (
     ClinicalSetting,
     Code,
+    Coordinates,
     LesionIdentity,
     LesionObservation,
     LesionRole,
@@ -606,6 +607,7 @@ def _measurement_row(lesion_id: int, position: int, measurement: Measurement) ->
         "value": measurement.value,
         "path": measurement.provenance.path,
         "referenced_sop_uid": measurement.provenance.referenced_sop_uid,
+        "coordinates": [_coordinates_json(c) for c in measurement.provenance.coordinates] or None,
     }
 
 
@@ -677,7 +679,29 @@ def _measurement(row: AnyRow) -> Measurement:
     return Measurement(
         kind=MeasurementKind(row.kind),
         value=row.value,
-        provenance=Provenance(row.path, row.referenced_sop_uid),
+        provenance=Provenance(
+            row.path,
+            row.referenced_sop_uid,
+            tuple(_coordinates(found) for found in row.coordinates or ()),
+        ),
+    )
+
+
+def _coordinates_json(coordinates: Coordinates) -> dict[str, Any]:
+    return {
+        "graphic_type": coordinates.graphic_type,
+        "points": list(coordinates.points),
+        "referenced_sop_uid": coordinates.referenced_sop_uid,
+        "frame_of_reference_uid": coordinates.frame_of_reference_uid,
+    }
+
+
+def _coordinates(found: dict[str, Any]) -> Coordinates:
+    return Coordinates(
+        graphic_type=found["graphic_type"],
+        points=tuple(float(value) for value in found["points"]),
+        referenced_sop_uid=found["referenced_sop_uid"],
+        frame_of_reference_uid=found["frame_of_reference_uid"],
     )
 
 

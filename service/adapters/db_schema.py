@@ -139,6 +139,8 @@ measurement = sa.Table(
     sa.Column("value", DecimalText, nullable=False),
     sa.Column("path", sa.Text, nullable=False),
     sa.Column("referenced_sop_uid", sa.Text),
+    # SCOORD / SCOORD3D the value was inferred from (issue 4); SQL NULL when none
+    sa.Column("coordinates", sa.JSON(none_as_null=True)),
     sa.PrimaryKeyConstraint("id", name="pk_measurement"),
     sa.ForeignKeyConstraint(
         ["lesion_id"], ["lesion.id"], name="fk_measurement_lesion", ondelete="CASCADE"

@@ -7,7 +7,7 @@ item, most of the cost of reading an SR (issue 7). :func:`content_root` walks th
 bytes once (PS3.5 section 7.1.2 Explicit VR Little Endian data elements, section 7.5
 nesting of items with defined and undefined lengths) and keeps, per item, only the
 elements the reader reads, with the values pydicom would give them (PS3.5 section 6.2
-padding removed as pydicom does).
+padding removed as pydicom does; FL values as a tuple).
 
 It returns ``None``, and the reader uses pydicom, for anything it does not handle
 exactly as pydicom would: another transfer syntax, a character set other than the
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import re
+import struct
 from typing import Any, Final
 
 from pydicom.dataelem import RawDataElement
@@ -88,6 +89,9 @@ _READ: Final[dict[int, tuple[str, str]]] = {
     0x0040A300: ("MeasuredValueSequence", "SQ"),
     0x0040A30A: ("NumericValue", "DS"),
     0x0040A730: ("ContentSequence", "SQ"),
+    0x00700022: ("GraphicData", "FL"),
+    0x00700023: ("GraphicType", "CS"),
+    0x30060024: ("ReferencedFrameOfReferenceUID", "UI"),
 }
 # Printable ASCII, tab, LF, CR (any text of these decodes alike in every accepted
 # character set); DS as pydicom's float() and Decimal() both read it.
@@ -229,8 +233,13 @@ class _Walk:
             raise TooCostly(f"the SR has more than {MAX_CONTENT_ITEMS} content items")
 
 
-def _value(vr: str, raw: bytes) -> str | None:
-    """The value pydicom gives an element of *vr* encoded as *raw* (ASCII only)."""
+def _value(vr: str, raw: bytes) -> str | tuple[float, ...] | None:
+    """The value pydicom gives an element of *vr* encoded as *raw* (ASCII only); FL
+    values as a tuple (pydicom gives a float for one value, a list for more)."""
+    if vr == "FL":
+        if len(raw) % 4:
+            raise _Unhandled  # pydicom raises BytesLengthException
+        return struct.unpack(f"<{len(raw) // 4}f", raw)
     if vr == "UT":
         if _PLAIN_TEXT.fullmatch(raw.rstrip(b"\0 ")) is None:
             raise _Unhandled

@@ -9,6 +9,8 @@ shape and the producer quirks handled here are interop.md sections 1.1-1.6 and 2
 * TID 1502 Time Point, Tracking Identifier/UID, Baseline Category (CID 6145), NCIt
   Tumor State, Finding Site, TID 300/1419 NUM measurements anywhere inside a group,
   other CODE/TEXT items as qualitative findings;
+* SCOORD / SCOORD3D items (TID 320 under a NUM, TID 1410/1411 group regions) with
+  their SELECTED FROM image or Frame of Reference, as each measurement's coordinates;
 * retired SNOMED RT codes, dcmjs/OHIF tool-tag identifiers with free-text labels,
   value-less NUMs and length unit ``1`` are accepted and reported as warnings.
 
@@ -44,6 +46,7 @@ from service.domain.errors import InvalidInput, TooCostly, UnsupportedInput
 from service.domain.model import (
     DEFAULT_PATIENT_SYSTEM,
     Code,
+    Coordinates,
     LesionIdentity,
     LesionObservation,
     LesionRole,
@@ -255,6 +258,7 @@ class _Num:
     concept: Code
     derivation: C.Key | None = None
     image_uid: str | None = None
+    coordinates: list[Coordinates] = field(default_factory=list)
 
     @property
     def key(self) -> C.Key:
@@ -279,6 +283,7 @@ class _Group:
     sites: list[Code] = field(default_factory=list)
     nums: list[_Num] = field(default_factory=list)
     image_uid: str | None = None
+    coordinates: list[Coordinates] = field(default_factory=list)  # the group's region
     findings: list[QualitativeFinding] = field(default_factory=list)
     time_point: str | None = None
 
@@ -515,6 +520,8 @@ def _visit(
             group.nums.append(inner)
         elif value_type == "IMAGE":
             _note_image(group, num, _image_uid(item))
+        elif value_type in ("SCOORD", "SCOORD3D"):
+            _note_coordinates(group, num, item_path, item, notes)
         elif num is not None and key == C.DERIVATION and num.derivation is None:
             derivation = _value_code(item)
             num.derivation = _key(derivation) if derivation is not None else None
@@ -527,6 +534,49 @@ def _note_image(group: _Group, num: _Num | None, uid: str | None) -> None:
         num.image_uid = num.image_uid or uid
     else:
         group.image_uid = group.image_uid or uid
+
+
+def _note_coordinates(
+    group: _Group, num: _Num | None, path: str, item: ContentItem, notes: _Notes
+) -> None:
+    """A SCOORD / SCOORD3D under a NUM (TID 300 INFERRED FROM, TID 320) belongs to that
+    NUM; elsewhere in the group (TID 1410/1411 region) to every measurement of the
+    group that has none of its own. Unusable coordinates are ignored with a warning."""
+    try:
+        coordinates = _coordinates(item, path)
+    except InvalidInput as exc:
+        notes.warnings.append(f"{item.get('ValueType')} at {path} ignored: {exc}")
+        return
+    (num.coordinates if num is not None else group.coordinates).append(coordinates)
+
+
+def _coordinates(item: ContentItem, path: str) -> Coordinates:
+    graphic_type = str(item.get("GraphicType") or "").strip()
+    points = _floats(item.get("GraphicData"))
+    if item.get("ValueType") == "SCOORD3D":
+        frame = str(item.get("ReferencedFrameOfReferenceUID") or "").strip()
+        if not frame:
+            raise InvalidInput("a SCOORD3D needs a ReferencedFrameOfReferenceUID")
+        return Coordinates(graphic_type, points, frame_of_reference_uid=frame)
+    image = next(
+        (
+            uid
+            for _path, child in _children(item, path)
+            if child.get("ValueType") == "IMAGE" and (uid := _image_uid(child))
+        ),
+        None,
+    )
+    return Coordinates(graphic_type, points, referenced_sop_uid=image)
+
+
+def _floats(value: Any) -> tuple[float, ...]:
+    """An FL value as pydicom gives it (None, a float, or a list of them) or as
+    :mod:`.sr_fastwalk` gives it (a tuple), as a tuple."""
+    if value is None or value == "":
+        return ()
+    if isinstance(value, float | int):
+        return (float(value),)
+    return tuple(float(number) for number in value)
 
 
 def _read_group_item(
@@ -746,7 +796,11 @@ def _positive(value: Decimal, num: _Num) -> Decimal:
 
 
 def _measurement(kind: MeasurementKind, value: Decimal, num: _Num, group: _Group) -> Measurement:
-    provenance = Provenance(path=num.path, referenced_sop_uid=num.image_uid or group.image_uid)
+    provenance = Provenance(
+        path=num.path,
+        referenced_sop_uid=num.image_uid or group.image_uid,
+        coordinates=tuple(num.coordinates or group.coordinates),
+    )
     try:
         return Measurement(kind=kind, value=value, provenance=provenance)
     except InvalidInput as exc:

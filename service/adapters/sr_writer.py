@@ -3,7 +3,10 @@
 The shape is the write-back proposal of interop.md 1.7 (contract section 2, ``Accept:
 application/dicom``); the highdicom calls follow interop.md 2.3:
 
-* Enhanced SR (PS3.3 A.35.2): no coordinates are written, so no Comprehensive 3D SR;
+* Enhanced SR (PS3.3 A.35.2), or Comprehensive 3D SR (A.35.13) when a measurement
+  keeps SCOORD3D coordinates: each measurement refers to what it was inferred from
+  (TID 300 INFERRED FROM, TID 320), its SCOORD / SCOORD3D regions when it kept some
+  (a SCOORD only when its image is in the evidence), else its image;
 * root TID 1500 with a Device observer whose UID is
   :data:`~service.adapters.sr_context.ASSESSMENT_DEVICE_UID`: the reader recognises
   our own output by it and refuses to re-ingest it;
@@ -34,6 +37,7 @@ from io import BytesIO
 from typing import Any, Final
 
 import highdicom as hd
+import numpy as np
 from pydicom import dcmwrite
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
@@ -45,10 +49,12 @@ from service.domain.errors import UnsupportedInput
 from service.domain.model import (
     Assessment,
     Code,
+    Coordinates,
     History,
     LesionObservation,
     LesionRole,
     LesionState,
+    Measurement,
     MeasurementKind,
     Response,
     TimepointResponse,
@@ -160,7 +166,8 @@ def write_sr(
     *,
     preliminary: bool = False,
 ) -> bytes:
-    """The assessment of *history* at *day* as an Enhanced SR in DICOM Part 10 bytes.
+    """The assessment of *history* at *day* as an Enhanced SR (Comprehensive 3D SR when
+    coordinates need it) in DICOM Part 10 bytes.
 
     *context* is the stored DICOM context of the timepoint; without one (a timepoint
     known only from FHIR) there is no patient or study to copy, and
@@ -207,7 +214,13 @@ def write_sr(
     )
     responses = [(assessment.criterion, assessment.at(day)) for assessment in assessments]
     report[0].ContentSequence.extend(_report_level(responses))
-    sr = hd.sr.EnhancedSR(
+    needs_3d = any(
+        coordinates.dimensions == 3
+        for observation in timepoint.observations.values()
+        for m in observation.measurements
+        for coordinates in m.provenance.coordinates
+    )
+    sr = (hd.sr.Comprehensive3DSR if needs_3d else hd.sr.EnhancedSR)(
         evidence=evidence,
         content=report,
         series_instance_uid=hd.UID(),
@@ -287,10 +300,7 @@ def _lesion_group(
         finding_type=codes.SCT.Lesion,
         method=_coded(CRITERION_CODES["recist-1.1"]),
         finding_sites=[hd.sr.FindingSite(_coded(site))] if site is not None else None,
-        measurements=[
-            _measurement(m.kind, m.value, m.provenance.referenced_sop_uid, images)
-            for m in observation.measurements
-        ],
+        measurements=[_measurement(m, images) for m in observation.measurements],
         qualitative_evaluations=evaluations,
     )
     # TID 1501 row 5 relates the method by HAS CONCEPT MOD; highdicom writes CONTAINS.
@@ -310,21 +320,48 @@ def _role(lesion: TrackedLesion) -> hd.sr.CodedConcept:
     return _coded(ROLE_CODES[lesion.role])
 
 
-def _measurement(
-    kind: MeasurementKind, value: Decimal, image_uid: str | None, images: dict[str, str]
-) -> hd.sr.Measurement:
+def _measurement(measurement: Measurement, images: dict[str, str]) -> hd.sr.Measurement:
+    kind, image_uid = measurement.kind, measurement.provenance.referenced_sop_uid
+    regions = [
+        region
+        for coordinates in measurement.provenance.coordinates
+        if (region := _region(coordinates, images)) is not None
+    ]
     source = (
         [hd.sr.SourceImageForMeasurement(images[image_uid], image_uid)]
-        if image_uid in images
+        if image_uid in images and not regions
         else None
     )
     return hd.sr.Measurement(
         name=_coded(_KIND_CODES[kind]),
-        value=float(value),
+        value=float(measurement.value),
         unit=_UNITS[kind.unit],
         derivation=codes.SCT.Mean if kind is MeasurementKind.MEAN_ATTENUATION else None,
         referenced_images=source,
+        referenced_coordinates=regions or None,
     )
+
+
+def _region(
+    coordinates: Coordinates, images: dict[str, str]
+) -> hd.sr.CoordinatesForMeasurement | hd.sr.CoordinatesForMeasurement3D | None:
+    """TID 320 SCOORD (with its SELECTED FROM image) or SCOORD3D, None when it cannot
+    be written: a SCOORD whose image is not in the evidence, or a shape highdicom
+    refuses (a one-point MULTIPOINT, an open POLYGON, a non-planar ELLIPSE)."""
+    points = np.array(coordinates.points).reshape(-1, coordinates.dimensions)
+    try:
+        if coordinates.frame_of_reference_uid is not None:
+            return hd.sr.CoordinatesForMeasurement3D(
+                coordinates.graphic_type, points, coordinates.frame_of_reference_uid
+            )
+        image = coordinates.referenced_sop_uid
+        if image not in images:
+            return None
+        return hd.sr.CoordinatesForMeasurement(
+            coordinates.graphic_type, points, hd.sr.SourceImageForRegion(images[image], image)
+        )
+    except ValueError:
+        return None
 
 
 def _report_level(responses: Sequence[tuple[str, TimepointResponse]]) -> list[Dataset]:

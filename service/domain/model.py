@@ -16,6 +16,7 @@ Lengths are millimetres and every number is a :class:`~decimal.Decimal`
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
@@ -136,12 +137,70 @@ class LesionIdentity:
         return self.tracking_id or self.tracking_uid or ""
 
 
+# Graphic types and their point counts (PS3.3 C.18.6.1.2 SCOORD, C.18.9.1.2 SCOORD3D);
+# None: one point or more.
+_GRAPHIC_POINTS_2D: dict[str, int | None] = {
+    "POINT": 1,
+    "MULTIPOINT": None,
+    "POLYLINE": None,
+    "CIRCLE": 2,
+    "ELLIPSE": 4,
+}
+_GRAPHIC_POINTS_3D: dict[str, int | None] = {
+    "POINT": 1,
+    "MULTIPOINT": None,
+    "POLYLINE": None,
+    "POLYGON": None,
+    "ELLIPSE": 4,
+    "ELLIPSOID": 6,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Coordinates:
+    """A region a value was inferred from: a DICOM SCOORD or SCOORD3D content item
+    (PS3.3 C.18.6, C.18.9; TID 320 under a TID 300 NUM, or a TID 1410/1411 region).
+
+    *points* is the flat GraphicData, (column, row) pairs in image pixels for SCOORD,
+    (x, y, z) triplets in patient millimetres for SCOORD3D, which is what a
+    :attr:`frame_of_reference_uid` marks. The values are binary floats: DICOM encodes
+    them as FL, and they are positions, never compared with a threshold.
+    """
+
+    graphic_type: str
+    points: tuple[float, ...]
+    referenced_sop_uid: str | None = None  # SCOORD: the image it is SELECTED FROM
+    frame_of_reference_uid: str | None = None  # SCOORD3D
+
+    @property
+    def dimensions(self) -> int:
+        return 2 if self.frame_of_reference_uid is None else 3
+
+    def __post_init__(self) -> None:
+        counts = _GRAPHIC_POINTS_2D if self.dimensions == 2 else _GRAPHIC_POINTS_3D
+        if self.graphic_type not in counts:
+            raise InvalidInput(
+                f"graphic type {self.graphic_type!r} is not one of {', '.join(counts)}"
+            )
+        points, remainder = divmod(len(self.points), self.dimensions)
+        wanted = counts[self.graphic_type]
+        if remainder or points == 0 or (wanted is not None and points != wanted):
+            raise InvalidInput(
+                f"{self.graphic_type} needs {wanted or 'one or more'} points of"
+                f" {self.dimensions} coordinates, not {len(self.points)} values"
+            )
+        if not all(math.isfinite(value) for value in self.points):
+            raise InvalidInput(f"{self.graphic_type} has a coordinate that is not finite")
+
+
 @dataclass(frozen=True, slots=True)
 class Provenance:
-    """Where a value came from: the content-item path and referenced image."""
+    """Where a value came from: the content-item path, referenced image and the
+    coordinates it was inferred from (issue 4)."""
 
     path: str = ""
     referenced_sop_uid: str | None = None
+    coordinates: tuple[Coordinates, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

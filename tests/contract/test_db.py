@@ -7,6 +7,7 @@ each test gets its own schema. When the server is unreachable those tests skip.
 from __future__ import annotations
 
 import os
+import struct
 import threading
 import uuid
 from collections.abc import Iterator
@@ -38,6 +39,7 @@ from service.domain.model import (
     DEFAULT_PATIENT_SYSTEM,
     ClinicalSetting,
     Code,
+    Coordinates,
     LesionIdentity,
     LesionObservation,
     LesionRole,
@@ -58,6 +60,12 @@ POSTGRES_URL = os.environ.get(
 )
 PATIENT = PatientIdentity(DEFAULT_PATIENT_SYSTEM, "P-001")
 BASELINE = date(2024, 1, 15)
+# An FL value (0.1 as float32 is 0.100000001490116...) keeps every digit.
+FLOAT32_TENTH = struct.unpack("<f", struct.pack("<f", 0.1))[0]
+REGIONS = (
+    Coordinates("POLYLINE", (10.5, FLOAT32_TENTH, 40.125, -3e-7), referenced_sop_uid="1.2.9"),
+    Coordinates("POINT", (-120.5, 33.25, 1e20), frame_of_reference_uid="1.2.10"),
+)
 
 
 def rich_report(uid: str = "1.2.826.0.1.1", day: date = BASELINE) -> TimepointReport:
@@ -68,7 +76,9 @@ def rich_report(uid: str = "1.2.826.0.1.1", day: date = BASELINE) -> TimepointRe
         site=Code("39607008", "SCT", "Lung structure"),
         state=LesionState.PRESENT,
         measurements=(
-            Measurement(MeasurementKind.LONG_AXIS, Decimal("32.40"), Provenance("1.4.2", "1.2.9")),
+            Measurement(
+                MeasurementKind.LONG_AXIS, Decimal("32.40"), Provenance("1.4.2", "1.2.9", REGIONS)
+            ),
             Measurement(MeasurementKind.SHORT_AXIS, Decimal("1.2E+1")),
         ),
         findings=(
@@ -191,7 +201,7 @@ def test_migrate_twice_gives_the_schema_of_the_metadata(engine: Engine) -> None:
     with engine.connect() as connection:
         context = MigrationContext.configure(connection)
         assert compare_metadata(context, metadata) == []
-        assert context.get_current_revision() == head_revision() == "0002"
+        assert context.get_current_revision() == head_revision() == "0003"
 
 
 def test_ping(db: Engine) -> None:
@@ -432,6 +442,15 @@ def test_documents_without_context_store_sql_null(db: Engine) -> None:
             sa.select(sa.func.count()).where(document.c.dicom_context.is_(None))
         ).scalar_one()
     assert stored == 1
+
+
+def test_measurements_without_coordinates_store_sql_null(db: Engine) -> None:
+    add(db, rich_report(), "d1")
+    with db.connect() as connection:
+        stored = connection.execute(
+            sa.select(measurement.c.coordinates.is_(None)).order_by(measurement.c.id)
+        ).scalars()
+        assert list(stored) == [False, True, True, True, True]
 
 
 def test_patients_lists_those_with_reports_in_the_tenant_sorted(db: Engine) -> None:

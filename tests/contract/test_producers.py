@@ -36,15 +36,17 @@ from pydicom import dcmread
 from pydicom.uid import generate_uid
 
 from service.adapters import sr_reader
+from service.domain.model import Coordinates
 from tests import dcmqi_factory
 from tests.api import conftest as api
-from tests.sr_factory import LesionSpec, make_sr, sr_bytes
+from tests.sr_factory import REGION_2D, REGION_3D, LesionSpec, make_sr, sr_bytes
 
 pytestmark = pytest.mark.anyio
 
 # The in-process app of the API tests (SQLite under tmp_path, lifespan entered).
 anyio_backend, settings, app, client = api.anyio_backend, api.settings, api.app, api.client
 
+FRAME = "1.2.826.0.1.3680043.2.1125.1"  # the Frame of Reference of highdicom's SCOORD3D
 # day -> lesion -> long axis (mm)
 TIMEPOINTS: dict[str, dict[str, int]] = {
     "20240101": {"T1": 60, "T2": 40},
@@ -86,6 +88,28 @@ def _uid(*parts: str) -> str:
     return str(generate_uid(entropy_srcs=list(parts)))
 
 
+def line(index: int, length: int) -> tuple[float, ...]:
+    """The (column, row) points of lesion *index*'s measured line, as
+    ``tests/tools/dcmjs_sr.js`` draws it: from (10, 10 + 20 index), *length* long."""
+    row = 10.0 + 20 * index
+    return (10.0, row, 10.0 + length, row)
+
+
+def assert_num_coordinates(data: bytes, day: str, image_uid: str) -> None:
+    """Each long axis keeps the POLYLINE it was INFERRED FROM (TID 300 / TID 320) and the
+    image that line was SELECTED FROM, in its provenance."""
+    report = sr_reader.read_sr(sr_reader.parse_dicom(data))
+    expected = [
+        (name, (Coordinates("POLYLINE", line(index, length), referenced_sop_uid=image_uid),))
+        for index, (name, length) in enumerate(TIMEPOINTS[day].items())
+    ]
+    found = [
+        (str(lesion.identity), lesion.measurements[0].provenance.coordinates)
+        for lesion in report.lesions
+    ]
+    assert found == expected
+
+
 async def test_highdicom(client: httpx.AsyncClient) -> None:
     srs = {
         day: sr_bytes(
@@ -93,14 +117,27 @@ async def test_highdicom(client: httpx.AsyncClient) -> None:
                 patient_id="PAT-HD",
                 study_date=day,
                 lesions=[
-                    LesionSpec(name, long_axis_mm=value, role="target")
-                    for name, value in lesions.items()
+                    LesionSpec(
+                        name, long_axis_mm=value, role="target", frame_of_reference_uid=frame
+                    )
+                    for (name, value), frame in zip(lesions.items(), (None, FRAME), strict=True)
                 ],
             )
         )
         for day, lesions in TIMEPOINTS.items()
     }
+    for day, data in srs.items():  # TID 1410 regions: T1 a SCOORD, T2 a SCOORD3D
+        report = sr_reader.read_sr(sr_reader.parse_dicom(data))
+        image = str(generate_uid(entropy_srcs=["ct-image", "PAT-HD", day]))  # make_sr's stub CT
+        assert [lesion.measurements[0].provenance.coordinates for lesion in report.lesions] == [
+            (Coordinates("POLYLINE", _flat(REGION_2D), referenced_sop_uid=image),),
+            (Coordinates("POLYLINE", _flat(REGION_3D), frame_of_reference_uid=FRAME),),
+        ]
     await assert_round_trip(client, srs)
+
+
+def _flat(points: tuple[tuple[float, ...], ...]) -> tuple[float, ...]:
+    return tuple(value for point in points for value in point)
 
 
 # -- DCMTK xml2dsr --------------------------------------------------------------------
@@ -121,8 +158,11 @@ def _code_item(relationship: str, name: tuple[str, str, str], value: tuple[str, 
     return f"<code><relationship>{relationship}</relationship>{_concept(*name)}{coded}</code>"
 
 
-def _xml_group(patient_id: str, name: str, long_axis: int) -> str:
-    """One TID 1501 group: tracking, finding, site, RECIST 1.1, target, long axis."""
+def _xml_group(patient_id: str, day: str, index: int, name: str, long_axis: int) -> str:
+    """One TID 1501 group: tracking, finding, site, RECIST 1.1, target, long axis
+    INFERRED FROM the POLYLINE of :func:`line` on a CT image (TID 300, TID 320)."""
+    points = line(index, long_axis)
+    data = ",".join(f"{x:g}/{y:g}" for x, y in zip(points[::2], points[1::2], strict=True))
     return f"""
 <container flag="SEPARATE"><template><resource>DCMR</resource><id>1501</id></template>
 <relationship>CONTAINS</relationship>{_concept("125007", "DCM", "Measurement Group")}
@@ -142,7 +182,12 @@ def _xml_group(patient_id: str, name: str, long_axis: int) -> str:
     }
 <num><relationship>CONTAINS</relationship>{_concept("103339001", "SCT", "Long Axis")}
 <value>{long_axis}</value><unit><value>mm</value><scheme><designator>UCUM</designator></scheme>
-<meaning>millimeter</meaning></unit></num>
+<meaning>millimeter</meaning></unit>
+<scoord type="POLYLINE"><relationship>INFERRED FROM</relationship>
+<image><relationship>SELECTED FROM</relationship><value>
+<sopclass uid="1.2.840.10008.5.1.4.1.1.2">CTImageStorage</sopclass>
+<instance uid="{_uid("dcmtk-image", patient_id, day)}"/></value></image>
+<data>{data}</data></scoord></num>
 {
         _code_item(
             "CONTAINS",
@@ -156,7 +201,10 @@ def _xml_group(patient_id: str, name: str, long_axis: int) -> str:
 def dsr_xml(patient_id: str, day: str, lesions: dict[str, int]) -> str:
     """A TID 1500 Enhanced SR in the XML format of DCMTK's dsr2xml / xml2dsr."""
     iso = f"{day[:4]}-{day[4:6]}-{day[6:]}"
-    groups = "".join(_xml_group(patient_id, name, value) for name, value in lesions.items())
+    groups = "".join(
+        _xml_group(patient_id, day, index, name, value)
+        for index, (name, value) in enumerate(lesions.items())
+    )
     return f"""<?xml version="1.0" encoding="UTF-8"?>
 <report type="Enhanced SR">
 <sopclass uid="1.2.840.10008.5.1.4.1.1.88.22">EnhancedSRStorage</sopclass>
@@ -217,6 +265,7 @@ async def test_dcmtk_xml2dsr(client: httpx.AsyncClient, tmp_path: Path) -> None:
         )
         assert dump.returncode == 0 and "E:" not in dump.stderr, dump.stderr
         srs[day] = target.read_bytes()
+        assert_num_coordinates(srs[day], day, _uid("dcmtk-image", "PAT-DCMTK", day))
     await assert_round_trip(client, srs)
 
 
@@ -256,6 +305,7 @@ async def test_dcmjs_as_ohif_v3_exports(client: httpx.AsyncClient, tmp_path: Pat
         )
         assert result.returncode == 0, result.stderr
         srs[day] = target.read_bytes()
+        assert_num_coordinates(srs[day], day, _uid("ohif-image", day))
     report = sr_reader.read_sr(sr_reader.parse_dicom(srs["20240101"]))
     assert any("viewer tool tag" in warning for warning in report.warnings)
     assert all(lesion.findings == () for lesion in report.lesions)  # the label is no finding
@@ -297,4 +347,8 @@ async def test_dcmqi_tid1500writer(client: httpx.AsyncClient, dcmqi_srs: dict[st
         seg = dcmread(dcmqi_srs[day].with_name("seg.dcm"), stop_before_pixels=True)
         assert seg_uids == {seg.SOPInstanceUID}  # the Referenced Segment's SEG
         assert all(lesion.site and lesion.site.value == "10200004" for lesion in report.lesions)
+        # SEG-based TID 1411 groups: the segment is the region, no coordinates
+        assert all(
+            m.provenance.coordinates == () for lesion in report.lesions for m in lesion.measurements
+        )
     await assert_round_trip(client, srs)

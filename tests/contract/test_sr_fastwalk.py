@@ -2,14 +2,18 @@
 pydicom walk it replaces: differential tests on real SRs and their byte mutants.
 
 The property: ``read_sr`` with the walk gives the report it gives without it (the
-pydicom path), or raises the same domain error class. The walk may fall back to
+pydicom path), or raises the same domain error class. Reports compare whole, so each
+measurement's provenance coordinates (SCOORD / SCOORD3D) are compared too; mutants
+also overwrite the FL values of GraphicData. The walk may fall back to
 pydicom; on the well-formed Explicit VR Little Endian seeds it must not.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import shutil
+import struct
 import subprocess
 import warnings
 from pathlib import Path
@@ -50,6 +54,16 @@ FACTORY = [
         )
     ),
     sr_bytes(make_sr(patient_id="FAST-3", study_date="20240401", lesions=[LesionSpec("T1", 9)])),
+    sr_bytes(
+        make_sr(
+            patient_id="FAST-8",
+            study_date="20240501",
+            lesions=[
+                LesionSpec("T1", 12, 8, frame_of_reference_uid="1.2.826.0.1.3680043.2.1125.8"),
+                LesionSpec("T2", 20, mean_hu=35),
+            ],
+        )
+    ),
 ]
 SEEDS = [path.read_bytes() for path in FILES] + FACTORY
 BOUNDARIES = (0, 1, 0x5C, 0x7F, 0x80, 0xFF)
@@ -57,8 +71,13 @@ BOUNDARIES = (0, 1, 0x5C, 0x7F, 0x80, 0xFF)
 # the value delimiter, letters.
 VALUE_BYTES = b"0123456789.+-eE \\\x00ACDMNTUX"
 LENGTHS = (0, 1, 2, 0xFFFF, 0x7FFFFFFF, 0xFFFFFFFE, 0xFFFFFFFF)
+# FL values: NaN, infinities, signed zero, the largest float32, a subnormal.
+FLOATS = [
+    struct.pack("<f", value) for value in (math.nan, math.inf, -math.inf, -0.0, 3.4028235e38, 1e-45)
+]
 # Mostly same-length value edits, which keep the structure and so reach the walk.
-OPERATIONS = ("char",) * 12 + ("flip", "byte", "insert", "delete", "length", "cut")
+OPERATIONS = ("char",) * 12 + ("float",) * 3 + ("flip", "byte", "insert", "delete", "length", "cut")
+_GRAPHIC_DATA = re.compile(rb"\x70\x00\x22\x00FL")  # (0070,0022) FL, explicit VR LE
 
 
 def _text_positions(seed: bytes) -> list[int]:
@@ -69,8 +88,19 @@ def _text_positions(seed: bytes) -> list[int]:
     return [start + at for run in runs for at in range(run.start(), run.end())]
 
 
+def _float_positions(seed: bytes) -> list[int]:
+    """Offsets of the 4-byte values of every GraphicData (the coordinates)."""
+    found: list[int] = []
+    for header in _GRAPHIC_DATA.finditer(seed):
+        start = header.end() + 2
+        (length,) = struct.unpack_from("<H", seed, header.end())
+        found.extend(range(start, start + length - 3, 4))
+    return found
+
+
 MUTANT_SEEDS = [seed for seed in SEEDS if b"\x40\x00\x30\xa7" in seed]  # SRs only
 TEXT_POSITIONS = [_text_positions(seed) for seed in MUTANT_SEEDS]
+FLOAT_POSITIONS = [_float_positions(seed) for seed in MUTANT_SEEDS]
 
 
 def outcome(data: bytes, fast: bool) -> TimepointReport | type[DomainError]:
@@ -91,9 +121,28 @@ def walked(data: bytes) -> dict[str, object] | None:
         return sr_fastwalk.content_root(sr_reader.parse_dicom(data))
 
 
-@pytest.mark.parametrize("data", SEEDS, ids=[p.name for p in FILES] + ["every", "issuer", "one"])
+@pytest.mark.parametrize(
+    "data", SEEDS, ids=[p.name for p in FILES] + ["every", "issuer", "one", "scoord3d"]
+)
 def test_seeds_read_alike_on_both_paths(data: bytes) -> None:
     assert outcome(data, fast=True) == outcome(data, fast=False)
+
+
+def test_coordinates_of_every_kind_read_alike_on_both_paths() -> None:
+    """The seeds hold SCOORDs of TID 1410 regions with their image and a SCOORD3D with
+    its Frame of Reference, equal on both paths (SCOORDs under NUMs: the DCMTK test)."""
+    found: set[tuple[int, str, bool]] = set()
+    for data in SEEDS:
+        fast, slow = outcome(data, fast=True), outcome(data, fast=False)
+        assert fast == slow
+        if isinstance(fast, TimepointReport):
+            found.update(
+                (c.dimensions, c.graphic_type, c.referenced_sop_uid is not None)
+                for lesion in fast.lesions
+                for m in lesion.measurements
+                for c in m.provenance.coordinates
+            )
+    assert {(2, "POLYLINE", True), (2, "CIRCLE", True), (3, "POLYLINE", False)} <= found
 
 
 @pytest.mark.parametrize("data", FACTORY + [p.read_bytes() for p in FILES if "example" in str(p)])
@@ -167,7 +216,7 @@ def test_dcmtk_srs_read_alike(tmp_path: Path) -> None:
 def mutants(draw: st.DrawFn) -> bytes:
     """A seed with one to four mutations inside its ContentSequence."""
     index = draw(st.integers(0, len(MUTANT_SEEDS) - 1))
-    seed, texts = MUTANT_SEEDS[index], TEXT_POSITIONS[index]
+    seed, texts, floats = MUTANT_SEEDS[index], TEXT_POSITIONS[index], FLOAT_POSITIONS[index]
     data = bytearray(seed)
     start = max(seed.find(b"\x40\x00\x30\xa7"), 0)
     for _ in range(draw(st.integers(1, 4))):
@@ -177,6 +226,9 @@ def mutants(draw: st.DrawFn) -> bytes:
             at = draw(st.sampled_from(texts))
             if at < len(data):
                 data[at] = draw(st.sampled_from(VALUE_BYTES))
+        elif operation == "float" and floats:
+            at = draw(st.sampled_from(floats))
+            data[at : at + 4] = draw(st.sampled_from(FLOATS) | st.binary(min_size=4, max_size=4))
         elif operation == "flip" and at < len(data):
             data[at] ^= 1 << draw(st.integers(0, 7))
         elif operation == "byte" and at < len(data):

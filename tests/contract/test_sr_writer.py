@@ -41,7 +41,7 @@ from service.domain.criteria import CRITERIA
 from service.domain.errors import UnsupportedInput
 from service.domain.history import build_history
 from service.domain.model import AssessmentParameters, LesionIdentity, TimepointReport
-from tests.sr_factory import LesionSpec, make_sr
+from tests.sr_factory import REGION_2D, REGION_3D, LesionSpec, make_sr
 
 PIXELMED_JAR = Path("/usr/share/java/pixelmed.jar")
 # PixelMed's XSLT passes the JDK's default XPath limits; lifting them is its documented fix.
@@ -125,8 +125,11 @@ def assert_valid(path: Path) -> None:
             assert validator.problems(path) == [], validator.name
 
 
-def two_timepoints(**context_edits: str) -> tuple[list[TimepointReport], list[Dataset]]:
-    """Baseline T1 60 + T2 40 mm, follow-up 42 + 28 mm (RECIST PR, sum 70 mm)."""
+def two_timepoints(
+    frame_of_reference_uid: str | None = None, **context_edits: str
+) -> tuple[list[TimepointReport], list[Dataset]]:
+    """Baseline T1 60 + T2 40 mm, follow-up 42 + 28 mm (RECIST PR, sum 70 mm); T1's
+    region is a SCOORD3D in *frame_of_reference_uid* when given."""
     datasets = []
     for day, (t1, t2) in (("20240101", (60, 40)), ("20240301", (42, 28))):
         ds = make_sr(
@@ -134,7 +137,13 @@ def two_timepoints(**context_edits: str) -> tuple[list[TimepointReport], list[Da
             study_date=day,
             issuer="HOSP-A",
             lesions=[
-                LesionSpec("T1", long_axis_mm=t1, short_axis_mm=t1 / 2, role="target"),
+                LesionSpec(
+                    "T1",
+                    long_axis_mm=t1,
+                    short_axis_mm=t1 / 2,
+                    role="target",
+                    frame_of_reference_uid=frame_of_reference_uid,
+                ),
                 LesionSpec("T2", long_axis_mm=t2, role="target", site="lung"),
             ],
         )
@@ -201,7 +210,7 @@ def test_patient_and_study_are_copied_and_the_instance_is_new(
 ) -> None:
     path, source = written
     sr = dcmread(path)
-    assert sr.SOPClassUID == "1.2.840.10008.5.1.4.1.1.88.22"  # Enhanced SR: no coordinates
+    assert sr.SOPClassUID == "1.2.840.10008.5.1.4.1.1.88.22"  # Enhanced SR: SCOORD only
     for keyword in sr_context.PATIENT_STUDY_KEYWORDS:
         assert sr.get(keyword) == source.get(keyword), keyword
     assert sr.IssuerOfPatientID == "HOSP-A"
@@ -232,6 +241,58 @@ def test_lesion_groups_reuse_tracking_and_carry_recist_content(
     methods = values(sr, "Measurement Method")
     assert methods and set(methods) == {("126081", "DCM")}
     assert values(sr, "Finding Site") == [("10200004", "SCT"), ("39607008", "SCT")]
+
+
+def regions(ds: Dataset) -> list[tuple[str, str, tuple[float, ...], str]]:
+    """(measurement, value type, points, image SOP or Frame of Reference UID) of every
+    SCOORD / SCOORD3D a NUM was INFERRED FROM."""
+    found = []
+    for name, item in content(ds):
+        for child in item.get("ContentSequence") or () if item.ValueType == "NUM" else ():
+            if child.ValueType in ("SCOORD", "SCOORD3D"):
+                assert child.RelationshipType == "INFERRED FROM"
+                where = (
+                    child.ReferencedFrameOfReferenceUID
+                    if child.ValueType == "SCOORD3D"
+                    else child.ContentSequence[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID
+                )
+                found.append((name, child.ValueType, tuple(child.GraphicData), where))
+    return found
+
+
+def test_measurements_refer_to_the_coordinates_they_were_inferred_from(
+    written: tuple[Path, Dataset],
+) -> None:
+    path, source = written
+    image = source.CurrentRequestedProcedureEvidenceSequence[0]
+    image_uid = next(
+        sop.ReferencedSOPInstanceUID
+        for series in image.ReferencedSeriesSequence
+        for sop in series.ReferencedSOPSequence
+        if sop.ReferencedSOPClassUID == "1.2.840.10008.5.1.4.1.1.2"
+    )
+    points = tuple(value for point in REGION_2D for value in point)
+    assert regions(dcmread(path)) == [
+        ("Long Axis", "SCOORD", points, image_uid),
+        ("Short Axis", "SCOORD", points, image_uid),
+        ("Long Axis", "SCOORD", points, image_uid),
+    ]
+
+
+def test_scoord3d_coordinates_make_a_valid_comprehensive_3d_sr(tmp_path: Path) -> None:
+    reports, datasets = two_timepoints(frame_of_reference_uid="1.2.826.0.1.3680043.2.77")
+    path = tmp_path / "3d.dcm"
+    path.write_bytes(write(reports, datasets[-1]))
+    sr = dcmread(path)
+    assert sr.SOPClassUID == "1.2.840.10008.5.1.4.1.1.88.34"  # Comprehensive 3D SR
+    points_3d = tuple(value for point in REGION_3D for value in point)
+    found = regions(sr)
+    assert found[:2] == [
+        ("Long Axis", "SCOORD3D", points_3d, "1.2.826.0.1.3680043.2.77"),
+        ("Short Axis", "SCOORD3D", points_3d, "1.2.826.0.1.3680043.2.77"),
+    ]
+    assert [(name, kind) for name, kind, _points, _where in found[2:]] == [("Long Axis", "SCOORD")]
+    assert_valid(path)
 
 
 def test_report_level_responses_and_sum(written: tuple[Path, Dataset]) -> None:
