@@ -78,7 +78,12 @@ class Ingest:
         with self.engine.begin() as connection:  # open_store's transaction
             entered = time.perf_counter()
             bundle = services.assess_reports(
-                TimedStore(connection), [inbound], [], AssessmentParameters(), BASE_URL
+                TimedStore(connection),
+                [inbound],
+                [],
+                AssessmentParameters(),
+                BASE_URL,
+                tenant=T.DEFAULT_TENANT,
             )
             leaving = time.perf_counter()
         # BEGIN IMMEDIATE and COMMIT count as database time.

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pathlib import Path
+from typing import Annotated, Final, Self
 
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from service.adapters.db_schema import DEFAULT_TENANT
 from service.domain.model import DEFAULT_PATIENT_SYSTEM
 
 MIB = 1024 * 1024
+
+# Signature algorithms a token may use: asymmetric only, never "none" or HMAC (RFC 8725
+# section 3.1; reliability.md 2.6, PyJWT CVE-2022-29217 and CVE-2026-48526).
+ASYMMETRIC_ALGORITHMS: Final = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
 
 
 class Settings(BaseSettings):
@@ -82,3 +92,84 @@ class Settings(BaseSettings):
     push_queue_size: int = Field(
         default=256, ge=1, description="SRs waiting to be pushed; when full, new ones are dropped"
     )
+    auth_jwks_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="URL of the token issuer's JWKS; set it (or TR_AUTH_JWKS_FILE) to turn auth on",
+    )
+    auth_jwks_file: Path | None = Field(
+        default=None, description="a JWKS file, instead of TR_AUTH_JWKS_URL"
+    )
+    auth_issuer: str | None = Field(
+        default=None, description="the exact `iss` of accepted tokens; required with auth on"
+    )
+    auth_audience: str | None = Field(
+        default=None, description="the `aud` accepted tokens name; required with auth on"
+    )
+    auth_algorithms: Annotated[list[str], NoDecode] = Field(
+        default=["RS256", "ES256"],
+        description="comma-separated signature algorithms accepted (asymmetric only: RS*, "
+        "PS*, ES*, EdDSA)",
+    )
+    auth_leeway_seconds: int = Field(
+        default=60, ge=0, description="clock skew allowed on exp, nbf and iat"
+    )
+    auth_max_token_lifetime_seconds: int = Field(
+        default=3600, gt=0, description="longest accepted token lifetime (exp - iat)"
+    )
+    auth_max_token_bytes: int = Field(
+        default=8 * 1024, gt=0, description="largest accepted bearer token"
+    )
+    auth_jwks_refetch_seconds: float = Field(
+        default=60,
+        ge=0,
+        description="least time between two JWKS fetches (a token with an unknown kid "
+        "triggers one)",
+    )
+    auth_jwks_cache_seconds: float = Field(
+        default=300, gt=0, description="the JWKS is fetched again when older than this"
+    )
+    auth_tenant_claim: str = Field(
+        default="tenant", min_length=1, description="token claim naming the caller's tenant"
+    )
+    auth_disabled_on_public_address: bool = Field(
+        default=False,
+        description="let the service start with auth off on a non-loopback TR_HTTP_HOST "
+        "(insecure; logged as a WARNING)",
+    )
+    tenant: str = Field(
+        default=DEFAULT_TENANT,
+        min_length=1,
+        max_length=64,
+        description="the tenant of DIMSE stores, of the `assess` command and of every "
+        "request when auth is off",
+    )
+
+    @field_validator("auth_algorithms", mode="before")
+    @classmethod
+    def _split_algorithms(cls, value: object) -> object:
+        return [part.strip() for part in value.split(",")] if isinstance(value, str) else value
+
+    @field_validator("auth_algorithms")
+    @classmethod
+    def _asymmetric_only(cls, value: list[str]) -> list[str]:
+        refused = [name for name in value if name not in ASYMMETRIC_ALGORITHMS]
+        if refused or not value:
+            raise ValueError(
+                f"refused algorithm(s) {refused or '(none)'}; allowed: "
+                f"{', '.join(sorted(ASYMMETRIC_ALGORITHMS))}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _auth_complete(self) -> Self:
+        if self.auth_jwks_url and self.auth_jwks_file:
+            raise ValueError("set TR_AUTH_JWKS_URL or TR_AUTH_JWKS_FILE, not both")
+        if self.auth_enabled and not (self.auth_issuer and self.auth_audience):
+            raise ValueError("auth needs TR_AUTH_ISSUER and TR_AUTH_AUDIENCE")
+        return self
+
+    @property
+    def auth_enabled(self) -> bool:
+        """Auth is on when a JWKS is configured (contract section 1)."""
+        return bool(self.auth_jwks_url or self.auth_jwks_file)

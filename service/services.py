@@ -1,5 +1,10 @@
 """Use cases. Each function is one thing a caller can ask of the service; none knows
-which transport called it."""
+which transport called it.
+
+Every use case works inside one *tenant* (the caller's: a token claim, or the configured
+one), passed to every store call: another tenant's rows are never read, written or
+confirmed to exist (reliability.md section 3, tenant isolation).
+"""
 
 from __future__ import annotations
 
@@ -39,8 +44,9 @@ class Inbound:
 
 
 # A timepoint whose stored result got a new version (contract section 4), for the
-# caller to act on once the transaction committed (e.g. push its SR to a PACS).
-Change = tuple[PatientIdentity, date]
+# caller to act on once the transaction committed (e.g. push its SR to a PACS):
+# (tenant, patient, date).
+Change = tuple[str, PatientIdentity, date]
 
 
 def digest(data: bytes) -> str:
@@ -72,6 +78,8 @@ def assess_reports(
     root_url: str,
     setting: ClinicalSetting | None = None,
     changed: list[Change] | None = None,
+    *,
+    tenant: str,
 ) -> fhir_writer.Resource:
     """Store the reports, then assess every timepoint they contain.
 
@@ -83,16 +91,18 @@ def assess_reports(
     is the service root the Bundle's fullUrls and the report links start with.
     Each timepoint whose stored result changed is appended to *changed*.
     """
-    _store_all(store, inbound, criteria)
+    _store_all(store, inbound, criteria, tenant)
     days_by_patient: dict[PatientIdentity, set[date]] = {}
     for item in inbound:
         days_by_patient.setdefault(item.report.patient, set()).add(item.report.date)
     dated: list[tuple[date, list[fhir_writer.Resource]]] = []
     for patient, days in days_by_patient.items():
-        store.put_resource(fhir_index.record(fhir_index.patient_resource(patient), patient))
-        history, advice, assessments = _assess(store, patient, criteria, params, setting)
+        store.put_resource(
+            fhir_index.record(fhir_index.patient_resource(patient), patient), tenant=tenant
+        )
+        history, advice, assessments = _assess(store, patient, criteria, params, setting, tenant)
         dated.extend(
-            (day, _timepoint(store, history, assessments, day, advice, root_url, changed))
+            (day, _timepoint(store, tenant, history, assessments, day, advice, root_url, changed))
             for day in sorted(days)
         )
     dated.sort(key=lambda pair: pair[0])
@@ -107,12 +117,16 @@ def assess_newest_as_sr(
     criteria: Sequence[str],
     params: AssessmentParameters,
     setting: ClinicalSetting | None = None,
+    *,
+    tenant: str,
 ) -> bytes:
     """Store the reports, then the assessment of the newest timepoint of the input as a
     DICOM SR (contract section 2, ``Accept: application/dicom``)."""
-    _store_all(store, inbound, criteria)
+    _store_all(store, inbound, criteria, tenant)
     newest = max((item.report for item in inbound), key=lambda report: report.date)
-    return assessment_sr(store, newest.patient, newest.date, criteria, params, setting)
+    return assessment_sr(
+        store, newest.patient, newest.date, criteria, params, setting, tenant=tenant
+    )
 
 
 def assessment_sr(
@@ -122,28 +136,30 @@ def assessment_sr(
     criteria: Sequence[str],
     params: AssessmentParameters,
     setting: ClinicalSetting | None = None,
+    *,
+    tenant: str,
 ) -> bytes:
     """The assessment of *patient*'s stored history at *day* as a DICOM SR; raises
     :class:`UnsupportedInput` when the timepoint has no DICOM context (FHIR only)."""
-    history, _advice, assessments = _assess(store, patient, criteria, params, setting)
+    history, _advice, assessments = _assess(store, patient, criteria, params, setting, tenant)
     return sr_writer.write_sr(
         history,
         assessments,
         day,
-        store.dicom_context(patient, day),
+        store.dicom_context(patient, day, tenant),
         preliminary=any(tp.preliminary for tp in history.timepoints if tp.date == day),
     )
 
 
-def store_reports(store: Store, inbound: Sequence[Inbound]) -> None:
+def store_reports(store: Store, inbound: Sequence[Inbound], *, tenant: str) -> None:
     """Store the reports without assessing them (the offline CLI assesses once all are in)."""
-    _store_all(store, inbound, ())
+    _store_all(store, inbound, (), tenant)
 
 
-def find_patient(store: Store, page_id: str) -> PatientIdentity:
+def find_patient(store: Store, page_id: str, *, tenant: str) -> PatientIdentity:
     """The stored patient whose page id (:func:`report_render.page_id`, its FHIR Patient
     id) is *page_id*."""
-    for patient in store.patients():
+    for patient in store.patients(tenant):
         if report_render.page_id(patient) == page_id:
             return patient
     raise NotFound("no such patient")
@@ -155,11 +171,13 @@ def patient_view(
     criteria: Sequence[str],
     params: AssessmentParameters,
     setting: ClinicalSetting | None = None,
+    *,
+    tenant: str,
 ) -> report_render.PatientView:
     """What the pages and rendered reports show of *patient*: the stored history, each
     criterion's assessment, the advice and each timepoint's commentary, evaluated as
     :func:`assess_reports` does (on demand, never on the ingest path)."""
-    reports = store.reports(patient)
+    reports = store.reports(patient, tenant)
     history, advice, assessments = _evaluate(build_history(reports), criteria, params, setting)
     days = [timepoint.date for timepoint in history.timepoints]
     return report_render.PatientView(
@@ -179,16 +197,23 @@ def cohort_view(
     criteria: Sequence[str],
     params: AssessmentParameters,
     setting: ClinicalSetting | None = None,
+    *,
+    tenant: str,
 ) -> list[report_render.PatientView]:
-    """:func:`patient_view` of every stored patient."""
-    return [patient_view(store, p, criteria, params, setting) for p in store.patients()]
+    """:func:`patient_view` of every stored patient of *tenant*."""
+    return [
+        patient_view(store, patient, criteria, params, setting, tenant=tenant)
+        for patient in store.patients(tenant)
+    ]
 
 
-def _store_all(store: Store, inbound: Sequence[Inbound], criteria: Sequence[str]) -> None:
+def _store_all(
+    store: Store, inbound: Sequence[Inbound], criteria: Sequence[str], tenant: str
+) -> None:
     choose_criteria(criteria, ())  # refuse unknown criteria before storing anything
     for item in inbound:
-        store.add_report(item.report, item.digest, dicom_context=item.dicom_context)
-        store.put_resources([(record, None) for record in item.received])
+        store.add_report(item.report, item.digest, tenant, dicom_context=item.dicom_context)
+        store.put_resources([(record, None) for record in item.received], tenant)
 
 
 def _assess(
@@ -197,10 +222,11 @@ def _assess(
     criteria: Sequence[str],
     params: AssessmentParameters,
     setting: ClinicalSetting | None,
+    tenant: str,
 ) -> tuple[History, tuple[Recommendation, ...], list[Assessment]]:
     """The patient's stored history, the advice for its setting, each criterion's
     assessment of it."""
-    return _evaluate(build_history(store.reports(patient)), criteria, params, setting)
+    return _evaluate(build_history(store.reports(patient, tenant)), criteria, params, setting)
 
 
 def _evaluate(
@@ -216,6 +242,7 @@ def _evaluate(
 
 def _timepoint(
     store: Store,
+    tenant: str,
     history: History,
     assessments: Sequence[Assessment],
     day: date,
@@ -233,15 +260,16 @@ def _timepoint(
     notes = commentary(history, assessments, day, advice)
     resources = fhir_writer.timepoint_resources(history, assessments, day, notes)
     body = fhir_writer.dumps({"resources": resources})
-    stored = store.put_result(history.patient, day, digest(body), body)
+    stored = store.put_result(history.patient, day, digest(body), body, tenant)
     if stored.changed and changed is not None:
-        changed.append((history.patient, day))
+        changed.append((tenant, history.patient, day))
     forms = report_render.presented_form(root_url, history.patient, day)
     resources[0] = fhir_writer.stamp_report(resources[0], stored.version, stored.issued, forms)
     store.put_resources(
         [
             (fhir_index.record(resource, history.patient), stored.version if index == 0 else None)
             for index, resource in enumerate(resources)
-        ]
+        ],
+        tenant,
     )
     return resources

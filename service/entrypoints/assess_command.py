@@ -146,7 +146,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         db.migrate(engine)
         show = args.progress or (any(p.is_dir() for p in args.paths) and sys.stderr.isatty())
         done = _store(engine, files, settings, _Progress(len(files), sys.stderr if show else None))
-        _answer(engine, done, args, params, setting)
+        _answer(engine, done, args, params, setting, settings.tenant)
     finally:
         engine.dispose()
     for path, reason in done.refused:
@@ -188,7 +188,7 @@ def _store(engine: Engine, files: Sequence[Path], settings: Settings, progress: 
         try:
             inbound = read_file(path, settings)
             with db.open_store(engine) as store:
-                services.store_reports(store, inbound)
+                services.store_reports(store, inbound, tenant=settings.tenant)
         except (DomainError, dicom_status.InstanceRefused, OSError) as exc:
             done.refused.append((path, str(exc)))
         else:
@@ -205,14 +205,17 @@ def _answer(
     args: argparse.Namespace,
     params: AssessmentParameters,
     setting: ClinicalSetting | None,
+    tenant: str,
 ) -> None:
     rows: list[list[str]] = []
     for patient, inbound in done.inbound.items():
         with db.open_store(engine) as store:
             bundle = services.assess_reports(
-                store, inbound, args.criteria, params, args.base_url, setting
+                store, inbound, args.criteria, params, args.base_url, setting, tenant=tenant
             )
-            view = services.patient_view(store, patient, args.criteria, params, setting)
+            view = services.patient_view(
+                store, patient, args.criteria, params, setting, tenant=tenant
+            )
             if args.format == "table":
                 rows.extend(_table_rows(view))
             elif args.format == "fhir":
@@ -221,7 +224,7 @@ def _answer(
                 for day in sorted({item.report.date for item in inbound}):
                     same_day = [item for item in inbound if item.report.date == day]
                     sr = services.assess_newest_as_sr(
-                        store, same_day, args.criteria, params, setting
+                        store, same_day, args.criteria, params, setting, tenant=tenant
                     )
                     _write(args.output / view.page_id / f"{day.isoformat()}.dcm", sr)
             else:

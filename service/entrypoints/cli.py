@@ -20,14 +20,21 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from service.entrypoints.api.app import create_app
+    from service.entrypoints.api.auth import InsecureSettings
 
     host = args.host or settings.http_host
     port = args.port if args.port is not None else settings.http_port
+    settings = settings.model_copy(update={"http_host": host, "http_port": port})
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    try:
+        app = create_app(settings)  # refuses auth off on a public address
+    except InsecureSettings as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     uvicorn.run(
-        create_app(settings),
+        app,
         host=host,
         port=port,
         loop="uvloop",

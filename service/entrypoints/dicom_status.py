@@ -165,14 +165,26 @@ def read_instance(data: bytes, *, patient_system: str, study: str | None = None)
 
 
 def commit(
-    engine: Engine, instance: Instance, root_url: str, pusher: push_worker.PushWorker | None = None
+    engine: Engine,
+    instance: Instance,
+    root_url: str,
+    pusher: push_worker.PushWorker | None = None,
+    *,
+    tenant: str,
 ) -> None:
-    """Store and assess one report in its own transaction (as ``POST /assessments``);
-    then submit the timepoints whose result changed to *pusher* (PACS push)."""
+    """Store and assess one report of *tenant* in its own transaction (as ``POST
+    /assessments``); then submit the timepoints whose result changed to *pusher* (PACS
+    push)."""
     try:
         with push_worker.collect(pusher) as changed, open_store(engine) as store:
             services.assess_reports(
-                store, [instance.inbound], [], AssessmentParameters(), root_url, changed=changed
+                store,
+                [instance.inbound],
+                [],
+                AssessmentParameters(),
+                root_url,
+                changed=changed,
+                tenant=tenant,
             )
     except (DomainError, OperationalError) as exc:
         logger.info("instance %s refused: %s", instance.sop_instance, exc)

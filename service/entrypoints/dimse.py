@@ -57,7 +57,8 @@ def handle_store(
                 dicom_status.Condition.LIMIT, f"data set over {settings.max_dicom_body_bytes} bytes"
             )
         instance = dicom_status.read_instance(data, patient_system=settings.patient_system)
-        dicom_status.commit(engine, instance, _root_url(settings), pusher)
+        # DIMSE has no token: every C-STORE goes to the configured tenant (README)
+        dicom_status.commit(engine, instance, _root_url(settings), pusher, tenant=settings.tenant)
     except dicom_status.InstanceRefused as refused:
         logger.info("C-STORE refused (%s): %s", refused.condition.name, refused)
         return _status(refused.status.cstore, str(refused))

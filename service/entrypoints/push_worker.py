@@ -43,6 +43,7 @@ BACKOFF_SECONDS: Final = 1.0  # before the second attempt; doubled before each n
 class Job:
     """One timepoint to write as SR and push, with the assessment options it was stored with."""
 
+    tenant: str
     patient: PatientIdentity
     day: date
     criteria: tuple[str, ...]
@@ -96,9 +97,9 @@ class PushWorker:
         setting: ClinicalSetting | None,
     ) -> None:
         """Queue one job per changed timepoint, never waiting: a full queue drops it."""
-        for patient, day in changed:
+        for tenant, patient, day in changed:
             try:
-                self._queue.put_nowait(Job(patient, day, tuple(criteria), params, setting))
+                self._queue.put_nowait(Job(tenant, patient, day, tuple(criteria), params, setting))
             except queue.Full:
                 with self._lock:
                     self.dropped += 1
@@ -124,7 +125,13 @@ class PushWorker:
         try:
             with open_store(self._engine) as store:
                 sr = services.assessment_sr(
-                    store, job.patient, job.day, job.criteria, job.params, job.setting
+                    store,
+                    job.patient,
+                    job.day,
+                    job.criteria,
+                    job.params,
+                    job.setting,
+                    tenant=job.tenant,
                 )
         except UnsupportedInput:
             logger.info("PACS push: a timepoint without DICOM context or lesion is not pushed")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from service.config import Settings
 from service.entrypoints.api.app import create_app
+from tests.jwt_issuer import Issuer, serving
 
 
 @pytest.fixture
@@ -36,3 +37,15 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         yield client
+
+
+@pytest.fixture(scope="module")
+def issuer() -> Iterator[Issuer]:
+    """A token issuer whose JWKS is served on loopback: keys ``rsa-1`` (RS256) and
+    ``ec-1`` (ES256) published, ``rogue`` (RS256) signing but not published."""
+    issuer = Issuer()
+    issuer.add_key("rsa-1", "RS256")
+    issuer.add_key("ec-1", "ES256")
+    issuer.add_key("rogue", "RS256", publish=False)
+    with serving(issuer):
+        yield issuer

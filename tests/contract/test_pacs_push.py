@@ -21,6 +21,7 @@ from tests.sr_factory import LesionSpec, make_sr, sr_bytes
 
 DATASET = make_sr(patient_id="RETRY-1", study_date="20240105", lesions=[LesionSpec("T1", 30)])
 SR, UID = sr_bytes(DATASET), str(DATASET.SOPInstanceUID)
+TENANT = "push-tenant"  # not the default one: the worker must build the SR in this tenant
 
 
 def test_stow_posts_one_dicom_part_to_studies() -> None:
@@ -90,9 +91,9 @@ def test_instance_uid() -> None:
     assert pacs_push.instance_uid(SR) == UID
 
 
-def _changes(count: int) -> list[tuple[PatientIdentity, date]]:
+def _changes(count: int) -> list[services.Change]:
     return [
-        (PatientIdentity(DEFAULT_PATIENT_SYSTEM, f"QUEUE-{n}"), date(2024, 1, 1))
+        (TENANT, PatientIdentity(DEFAULT_PATIENT_SYSTEM, f"QUEUE-{n}"), date(2024, 1, 1))
         for n in range(count)
     ]
 
@@ -117,7 +118,13 @@ def _ingest(engine: Engine, *, context: bool = True) -> list[services.Change]:
     changed: list[services.Change] = []
     with db.open_store(engine) as store:
         services.assess_reports(
-            store, [inbound], [], AssessmentParameters(), "http://test", changed=changed
+            store,
+            [inbound],
+            [],
+            AssessmentParameters(),
+            "http://test",
+            changed=changed,
+            tenant=TENANT,
         )
     return changed
 
@@ -132,7 +139,7 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
 
 def test_changed_lists_new_results_only(engine: Engine) -> None:
     assert _ingest(engine) == [
-        (PatientIdentity(DEFAULT_PATIENT_SYSTEM, "RETRY-1"), date(2024, 1, 5))
+        (TENANT, PatientIdentity(DEFAULT_PATIENT_SYSTEM, "RETRY-1"), date(2024, 1, 5))
     ]
     assert _ingest(engine) == []  # the same result again: no new version, nothing to push
 

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 
 from service import services
 from service.adapters import db, fhir_index, report_pdf, report_render
+from service.adapters.db_schema import DEFAULT_TENANT
 from service.adapters.report_render import PatientView
 from service.domain.model import AssessmentParameters, PatientIdentity
 from tests.builders import report, tp
@@ -41,7 +42,9 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
 @pytest.fixture
 def view(engine: Engine) -> PatientView:
     with db.open_store(engine) as store:
-        return services.patient_view(store, PATIENT, ["recist-1.1", "choi"], AssessmentParameters())
+        return services.patient_view(
+            store, PATIENT, ["recist-1.1", "choi"], AssessmentParameters(), tenant=DEFAULT_TENANT
+        )
 
 
 def parsed(html: str) -> ET.Element:

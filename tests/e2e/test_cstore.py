@@ -107,3 +107,18 @@ def test_an_image_sop_class_is_refused_at_association(listener: Listener) -> Non
     output = result.stdout + result.stderr
     assert result.returncode != 0 or "no presentation context" in output.lower(), output
     assert "Success" not in output
+
+
+def test_dimse_stores_go_to_the_configured_tenant(tmp_path: Path) -> None:
+    """DIMSE carries no token: C-STORE writes into TR_TENANT (README, Authentication)."""
+    port = free_port()
+    with running_server(tmp_path, TR_DIMSE_PORT=str(port), TR_TENANT="clinic-x") as base:
+        listener = Listener(base, port, tmp_path / "e2e.db")
+        result = _dcmtk("storescu", listener, "-R", str(_sr_file(tmp_path)))
+        assert result.returncode == 0, result.stdout + result.stderr
+    engine = db.create_engine(f"sqlite:///{listener.database}")
+    with db.open_store(engine) as store:
+        patient = PatientIdentity(DEFAULT_PATIENT_SYSTEM, "CSTORE-1")
+        assert store.patients("clinic-x") == [patient]
+        assert store.patients() == []  # nothing in the default tenant
+    engine.dispose()

@@ -5,18 +5,20 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from service import __version__
 from service.adapters import db
 from service.config import Settings
 from service.entrypoints import dimse, push_worker
-from service.entrypoints.api import assessments, dicomweb, errors, fhir, health, ui
+from service.entrypoints.api import assessments, auth, dicomweb, errors, fhir, health, ui
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app; its lifespan migrates the database before serving."""
+    """Build the app; its lifespan migrates the database before serving. Raises
+    :class:`auth.InsecureSettings` when auth is off on a public address."""
     settings = settings or Settings()
+    auth.check_exposure(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -39,12 +41,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="Tumour response assessment (RECIST 1.1) from DICOM SR and FHIR measurements",
         lifespan=lifespan,
+        dependencies=[Depends(auth.authorize)],  # every route, one table (auth.ROUTE_SCOPES)
     )
     app.state.settings = settings
+    app.state.auth = auth.Guard.from_settings(settings)
     app.include_router(health.router)
     app.include_router(assessments.router)
     app.include_router(dicomweb.router)
     app.include_router(fhir.router)
     app.include_router(ui.router)
     errors.install(app)
+    auth.document(app)
     return app

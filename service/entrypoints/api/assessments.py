@@ -18,7 +18,7 @@ from service.adapters.db import Store, open_store
 from service.config import Settings
 from service.entrypoints import dicom_status, push_worker
 from service.entrypoints.api import fhir
-from service.entrypoints.api.deps import EngineDep, SettingsDep, public_root
+from service.entrypoints.api.deps import EngineDep, SettingsDep, TenantDep, public_root
 from service.entrypoints.api.dicomweb import limits
 from service.entrypoints.api.errors import FHIR_JSON, HttpProblem
 from service.entrypoints.api.params import AssessmentQuery, AssessmentQueryDep
@@ -72,7 +72,9 @@ def _media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-def _read_dicom(data: bytes, request: Request, settings: Settings) -> list[services.Inbound]:
+def _read_dicom(
+    data: bytes, request: Request, settings: Settings, tenant: str
+) -> list[services.Inbound]:
     """One SR in DICOM Part 10; its digest is the one STOW-RS and C-STORE use."""
     dataset = sr_reader.parse_dicom(data)
     report = sr_reader.read_sr(dataset, patient_system=settings.patient_system)
@@ -80,7 +82,9 @@ def _read_dicom(data: bytes, request: Request, settings: Settings) -> list[servi
     return [services.Inbound(report, digest, dicom_context=sr_context.extract(dataset))]
 
 
-def _read_multipart(data: bytes, request: Request, settings: Settings) -> list[services.Inbound]:
+def _read_multipart(
+    data: bytes, request: Request, settings: Settings, tenant: str
+) -> list[services.Inbound]:
     """Several SRs, one per ``application/dicom`` part (read_body's limit caps the whole)."""
     content_type = request.headers.get("content-type", "")
     declared_type = multipart.parameters(content_type).get("type")
@@ -90,11 +94,14 @@ def _read_multipart(data: bytes, request: Request, settings: Settings) -> list[s
         parts = multipart.parse(data, multipart.boundary_of(content_type), limits(settings))
     except multipart.SizeLimitExceeded as exc:
         raise HttpProblem(413, "too-long", str(exc)) from exc
-    return [inbound for part in parts for inbound in _read_dicom(part.body, request, settings)]
+    return [
+        inbound for part in parts for inbound in _read_dicom(part.body, request, settings, tenant)
+    ]
 
 
-# Media type of the request body -> the reader turning it into reports.
-_READERS: dict[str, Callable[[bytes, Request, Settings], list[services.Inbound]]] = {
+# Media type of the request body -> the reader turning it into reports (of the tenant:
+# FHIR references resolve among its patients).
+_READERS: dict[str, Callable[[bytes, Request, Settings, str], list[services.Inbound]]] = {
     DICOM: _read_dicom,
     "multipart/related": _read_multipart,
     FHIR_JSON: fhir.read_assessment_body,
@@ -112,6 +119,7 @@ async def post_assessments(
     settings: SettingsDep,
     engine: EngineDep,
     query: AssessmentQueryDep,
+    tenant: TenantDep,
 ) -> Response:
     """Store the measurements, then assess every timepoint they contain."""
     answer = _answer_for(request.headers.get("accept", ""))
@@ -123,13 +131,14 @@ async def post_assessments(
             "not-supported",
             f"Content-Type {media_type or '(none)'} is not one of {', '.join(_READERS)}",
         )
-    inbound = reader(await read_body(request, settings.max_dicom_body_bytes), request, settings)
+    data = await read_body(request, settings.max_dicom_body_bytes)
+    inbound = reader(data, request, settings, tenant)
     pusher = request.app.state.push_worker
     with (
         push_worker.collect(pusher, query.criteria, query.params, query.setting) as changed,
         open_store(engine) as store,
     ):
-        return answer(store, inbound, query, request, changed)
+        return answer(store, inbound, query, request, changed, tenant)
 
 
 def _bundle(
@@ -138,6 +147,7 @@ def _bundle(
     query: AssessmentQuery,
     request: Request,
     changed: list[services.Change],
+    tenant: str,
 ) -> Response:
     """The FHIR answer: the assessment Bundle of every timepoint of the input."""
     bundle = services.assess_reports(
@@ -148,6 +158,7 @@ def _bundle(
         root_url=public_root(request),
         setting=query.setting,
         changed=changed,
+        tenant=tenant,
     )
     return Response(fhir_writer.dumps(bundle), media_type=FHIR_JSON)
 
@@ -158,17 +169,19 @@ def _dicom_sr(
     query: AssessmentQuery,
     request: Request,
     changed: list[services.Change],
+    tenant: str,
 ) -> Response:
     """The DICOM answer: the newest timepoint's assessment as an SR (contract section 2).
     No result is stored, so *changed* stays empty: the client has the SR itself."""
     sr = services.assess_newest_as_sr(
-        store, inbound, query.criteria, query.params, setting=query.setting
+        store, inbound, query.criteria, query.params, setting=query.setting, tenant=tenant
     )
     return Response(sr, media_type=DICOM)
 
 
 _Answer = Callable[
-    [Store, list[services.Inbound], AssessmentQuery, Request, list[services.Change]], Response
+    [Store, list[services.Inbound], AssessmentQuery, Request, list[services.Change], str],
+    Response,
 ]
 
 # Accept media range -> the representation answering it (RFC 9110 section 12.5.1).

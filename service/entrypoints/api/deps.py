@@ -1,4 +1,5 @@
-"""FastAPI dependencies: the settings and the database engine of the running app."""
+"""FastAPI dependencies: the settings and the database engine of the running app, the
+caller and their tenant."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from fastapi import Depends, Request
 from sqlalchemy import Engine
 
 from service.config import Settings
+from service.entrypoints.api.auth import Principal, authorize
 
 
 def get_settings(request: Request) -> Settings:
@@ -26,5 +28,14 @@ def public_root(request: Request) -> str:
     return (settings.public_base_url or str(request.base_url)).rstrip("/")
 
 
+PrincipalDep = Annotated[Principal, Depends(authorize)]  # the app-wide check, cached
+
+
+async def caller_tenant(principal: PrincipalDep) -> str:
+    """The tenant every store call of the request is scoped to (reliability.md section 3)."""
+    return principal.tenant
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
+TenantDep = Annotated[str, Depends(caller_tenant)]

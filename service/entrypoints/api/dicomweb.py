@@ -26,7 +26,7 @@ from service.adapters import multipart
 from service.adapters.fhir_writer import Resource, dumps
 from service.config import Settings
 from service.entrypoints import dicom_status
-from service.entrypoints.api.deps import EngineDep, SettingsDep, public_root
+from service.entrypoints.api.deps import EngineDep, SettingsDep, TenantDep, public_root
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/dicomweb", tags=["dicomweb"])
@@ -74,9 +74,11 @@ def limits(settings: Settings) -> multipart.Limits:
     responses=_ANSWERS,
     response_class=Response,
 )
-async def store_instances(request: Request, settings: SettingsDep, engine: EngineDep) -> Response:
+async def store_instances(
+    request: Request, settings: SettingsDep, engine: EngineDep, tenant: TenantDep
+) -> Response:
     """Store SR instances of any study; each is assessed."""
-    return await _stow(request, settings, engine, study=None)
+    return await _stow(request, settings, engine, tenant, study=None)
 
 
 @router.post(
@@ -86,14 +88,14 @@ async def store_instances(request: Request, settings: SettingsDep, engine: Engin
     response_class=Response,
 )
 async def store_study_instances(
-    study: str, request: Request, settings: SettingsDep, engine: EngineDep
+    study: str, request: Request, settings: SettingsDep, engine: EngineDep, tenant: TenantDep
 ) -> Response:
     """Store SR instances of one study; an instance of another study fails (0xC112)."""
-    return await _stow(request, settings, engine, study=study)
+    return await _stow(request, settings, engine, tenant, study=study)
 
 
 async def _stow(
-    request: Request, settings: Settings, engine: EngineDep, study: str | None
+    request: Request, settings: Settings, engine: EngineDep, tenant: str, study: str | None
 ) -> Response:
     content_type = request.headers.get("content-type", "")
     try:
@@ -112,7 +114,8 @@ async def _stow(
     root_url = public_root(request)
     for instance in sorted(readable, key=lambda item: item.inbound.report.date):
         try:
-            dicom_status.commit(engine, instance, root_url, request.app.state.push_worker)
+            pusher = request.app.state.push_worker
+            dicom_status.commit(engine, instance, root_url, pusher, tenant=tenant)
         except dicom_status.InstanceRefused as refused:
             failed.append(refused)
         else:

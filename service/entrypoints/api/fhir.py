@@ -40,7 +40,8 @@ from service.domain.errors import (
 )
 from service.domain.model import AssessmentParameters, PatientIdentity
 from service.entrypoints import push_worker
-from service.entrypoints.api.deps import EngineDep, SettingsDep, public_root
+from service.entrypoints.api import auth
+from service.entrypoints.api.deps import EngineDep, SettingsDep, TenantDep, public_root
 from service.entrypoints.api.errors import (
     FHIR_JSON,
     HttpProblem,
@@ -200,30 +201,35 @@ def _rewritten(value: Any, rewrite: dict[str, str]) -> Any:
     return value
 
 
-def _patient_resolver(request: Request) -> fhir_reader.PatientResolver:
-    """Patient/<id> references to patients the index knows."""
+def _stored_patient(store: Store, patient_id: str, tenant: str) -> PatientIdentity | None:
+    """The patient of *tenant* whose Patient resource has id *patient_id*, if any."""
+    try:
+        stored = store.resource("Patient", patient_id, tenant)
+    except NotFound:
+        return None
+    identifier = fhir_index.loads(stored.body)["identifier"][0]
+    return PatientIdentity(identifier["system"], identifier["value"])
+
+
+def _patient_resolver(request: Request, tenant: str) -> fhir_reader.PatientResolver:
+    """Patient/<id> references to patients of *tenant* the index knows."""
 
     def resolve(patient_id: str) -> PatientIdentity | None:
         with open_store(request.app.state.engine) as store:
-            try:
-                stored = store.resource("Patient", patient_id)
-            except NotFound:
-                return None
-        identifier = fhir_index.loads(stored.body)["identifier"][0]
-        return PatientIdentity(identifier["system"], identifier["value"])
+            return _stored_patient(store, patient_id, tenant)
 
     return resolve
 
 
 def _read(
-    document: Any, request: Request, settings: Settings
+    document: Any, request: Request, settings: Settings, tenant: str
 ) -> tuple[list[services.Inbound], _Received]:
     digest = services.digest(fhir_reader.canonical(document)) if isinstance(document, dict) else ""
     read = fhir_reader.read_fhir(
         document,
         digest=digest,
         patient_system=settings.patient_system,
-        resolve_patient=_patient_resolver(request),
+        resolve_patient=_patient_resolver(request, tenant),
     )
     received = _assign_ids(read, document)
     records = tuple(record for record in received.records if record is not None)
@@ -235,10 +241,10 @@ def _read(
 
 
 def read_assessment_body(
-    data: bytes, request: Request, settings: Settings
+    data: bytes, request: Request, settings: Settings, tenant: str
 ) -> list[services.Inbound]:
     """``POST /assessments`` with ``application/fhir+json``: an Observation or a Bundle."""
-    return _read(parse_fhir(data), request, settings)[0]
+    return _read(parse_fhir(data), request, settings, tenant)[0]
 
 
 # -- answers ------------------------------------------------------------------------------
@@ -291,8 +297,9 @@ def _write_answer(request: Request, status: int, stored: StoredResource, message
 # -- metadata ------------------------------------------------------------------------------
 
 
-def capability_statement(base: str) -> Resource:
-    """What this server supports, exactly (FHIR R4 CapabilityStatement, kind instance)."""
+def capability_statement(base: str, security: Resource) -> Resource:
+    """What this server supports, exactly (FHIR R4 CapabilityStatement, kind instance);
+    *security* is its ``rest.security``."""
 
     def resource(kind: str, interactions: Iterable[str], **more: Any) -> Resource:
         return {"type": kind, "interaction": [{"code": code} for code in interactions], **more}
@@ -312,6 +319,7 @@ def capability_statement(base: str) -> Resource:
         "rest": [
             {
                 "mode": "server",
+                "security": security,
                 "resource": [
                     resource(
                         "DiagnosticReport",
@@ -352,7 +360,8 @@ def capability_statement(base: str) -> Resource:
 async def metadata(request: Request) -> Response:
     """The CapabilityStatement (FHIR R4 http.html: servers SHALL provide one)."""
     negotiate(request)
-    return FhirResponse(fhir_writer.dumps(capability_statement(_base(request))))
+    security = auth.capability_security(request.app.state.settings)
+    return FhirResponse(fhir_writer.dumps(capability_statement(_base(request), security)))
 
 
 # -- searches -----------------------------------------------------------------------------
@@ -391,20 +400,14 @@ def _identifier_patient(value: str, name: str) -> PatientIdentity:
     return PatientIdentity(system, text)
 
 
-def _subject_patient(store: Store, value: str) -> PatientIdentity | None:
-    patient_id = value.rstrip("/").rsplit("/", 1)[-1]
-    try:
-        stored = store.resource("Patient", patient_id)
-    except NotFound:
-        return None
-    identifier = fhir_index.loads(stored.body)["identifier"][0]
-    return PatientIdentity(identifier["system"], identifier["value"])
-
-
 def search(
-    store: Store, resource_type: str, params: list[tuple[str, str]], allowed: frozenset[str]
+    store: Store,
+    resource_type: str,
+    params: list[tuple[str, str]],
+    allowed: frozenset[str],
+    tenant: str,
 ) -> list[StoredResource]:
-    """Indexed resources matching FHIR search *params* (all must hold)."""
+    """Indexed resources of *tenant* matching FHIR search *params* (all must hold)."""
     unknown = sorted({name for name, _ in params if name not in allowed and name != "_format"})
     if unknown:
         raise InvalidInput(
@@ -418,7 +421,7 @@ def search(
         if name in ("subject:identifier", "patient:identifier"):
             patients.append(_identifier_patient(value, name))
         elif name in ("subject", "patient"):
-            patients.append(_subject_patient(store, value))
+            patients.append(_stored_patient(store, value.rstrip("/").rsplit("/", 1)[-1], tenant))
         elif name == "identifier":
             identifier = _token(value, name)
     if any(patient is None for patient in patients) or len(set(patients)) > 1:
@@ -430,6 +433,7 @@ def search(
         identifier=identifier,
         since=since,
         until=until,
+        tenant=tenant,
     )
 
 
@@ -461,6 +465,7 @@ _PATIENT_PARAMS: Final = frozenset({"identifier"})
 async def search_reports(
     request: Request,
     engine: EngineDep,
+    tenant: TenantDep,
     subject: Annotated[str | None, Query(description="Patient/[id]")] = None,
     date_: Annotated[
         list[str] | None, Query(alias="date", description="[prefix]YYYY-MM-DD")
@@ -471,27 +476,32 @@ async def search_reports(
     negotiate(request)
     params = list(request.query_params.multi_items())
     with open_store(engine) as store:
-        return _searchset(request, search(store, "DiagnosticReport", params, _REPORT_PARAMS))
+        found = search(store, "DiagnosticReport", params, _REPORT_PARAMS, tenant)
+    return _searchset(request, found)
 
 
 @router.get("/Patient", response_class=FhirResponse)
 async def search_patients(
     request: Request,
     engine: EngineDep,
+    tenant: TenantDep,
     identifier: Annotated[str | None, Query(description="system|value")] = None,
 ) -> Response:
     """Patients by identifier."""
     negotiate(request)
     params = list(request.query_params.multi_items())
     with open_store(engine) as store:
-        return _searchset(request, search(store, "Patient", params, _PATIENT_PARAMS))
+        found = search(store, "Patient", params, _PATIENT_PARAMS, tenant)
+    return _searchset(request, found)
 
 
 def _read_route(kind: str) -> None:
-    async def read(request: Request, engine: EngineDep, resource_id: str) -> Response:
+    async def read(
+        request: Request, engine: EngineDep, tenant: TenantDep, resource_id: str
+    ) -> Response:
         negotiate(request)
         with open_store(engine) as store:
-            stored = store.resource(kind, resource_id)
+            stored = store.resource(kind, resource_id, tenant)
         return FhirResponse(
             fhir_writer.dumps(_representation(stored)), 200, _version_headers(stored)
         )
@@ -513,13 +523,13 @@ for _kind in READABLE:
 # -- writes -------------------------------------------------------------------------------
 
 
-def _conditional_match(store: Store, criteria: str) -> StoredResource | None:
+def _conditional_match(store: Store, criteria: str, tenant: str) -> StoredResource | None:
     """The one existing Observation matching an ``If-None-Exist`` query, or None; more
     than one is 412 (FHIR http.html, conditional create)."""
     params = parse_qsl(criteria.removeprefix("?").removeprefix("Observation?"))
     if not params:
         raise InvalidInput("If-None-Exist has no search parameters", "If-None-Exist")
-    found = search(store, "Observation", params, _OBSERVATION_PARAMS)
+    found = search(store, "Observation", params, _OBSERVATION_PARAMS, tenant)
     if len(found) > 1:
         raise HttpProblem(
             412, "multiple-matches", f"If-None-Exist matches {len(found)} Observations"
@@ -528,7 +538,11 @@ def _conditional_match(store: Store, criteria: str) -> StoredResource | None:
 
 
 def _store_input(
-    engine: Engine, inbound: list[services.Inbound], received: _Received, request: Request
+    engine: Engine,
+    inbound: list[services.Inbound],
+    received: _Received,
+    request: Request,
+    tenant: str,
 ) -> list[tuple[StoredResource, bool]]:
     """Store and assess in one transaction; per input resource its index entry and
     whether it is new. Changed results are then pushed to the PACS, if one is set."""
@@ -536,19 +550,26 @@ def _store_input(
         push_worker.collect(request.app.state.push_worker) as changed,
         open_store(engine) as store,
     ):
-        existed = [_exists(store, *location.split("/", 1)) for location in received.locations]
+        keys = [location.split("/", 1) for location in received.locations]
+        existed = [_exists(store, kind, resource_id, tenant) for kind, resource_id in keys]
         services.assess_reports(
-            store, inbound, [], AssessmentParameters(), public_root(request), changed=changed
+            store,
+            inbound,
+            [],
+            AssessmentParameters(),
+            public_root(request),
+            changed=changed,
+            tenant=tenant,
         )
         return [
-            (store.resource(*location.split("/", 1)), not before)
-            for location, before in zip(received.locations, existed, strict=True)
+            (store.resource(kind, resource_id, tenant), not before)
+            for (kind, resource_id), before in zip(keys, existed, strict=True)
         ]
 
 
-def _exists(store: Store, kind: str, resource_id: str) -> bool:
+def _exists(store: Store, kind: str, resource_id: str, tenant: str) -> bool:
     try:
-        store.resource(kind, resource_id)
+        store.resource(kind, resource_id, tenant)
     except NotFound:
         return False
     return True
@@ -563,7 +584,7 @@ def _exists(store: Store, kind: str, resource_id: str) -> bool:
     },
 )
 async def create_observation(
-    request: Request, settings: SettingsDep, engine: EngineDep
+    request: Request, settings: SettingsDep, engine: EngineDep, tenant: TenantDep
 ) -> Response:
     """Create a measurement Observation; ``If-None-Exist`` makes it conditional."""
     negotiate(request)
@@ -573,11 +594,11 @@ async def create_observation(
     condition = request.headers.get("if-none-exist")
     if condition:
         with open_store(engine) as store:
-            match = _conditional_match(store, condition)
+            match = _conditional_match(store, condition, tenant)
         if match is not None:
             return _write_answer(request, 200, match, "an Observation matches If-None-Exist")
-    inbound, received = _read(document, request, settings)
-    stored, created = _store_input(engine, inbound, received, request)[0]
+    inbound, received = _read(document, request, settings, tenant)
+    stored, created = _store_input(engine, inbound, received, request, tenant)[0]
     message = "created" if created else "already stored with the same content"
     return _write_answer(request, 201 if created else 200, stored, message)
 
@@ -601,7 +622,7 @@ def _check_entries(entries: list[Any]) -> None:
 
 
 def _transaction(
-    document: Resource, request: Request, settings: Settings, engine: Any
+    document: Resource, request: Request, settings: Settings, engine: Any, tenant: str
 ) -> list[Resource]:
     """All entries or none: conditional matches answered, the rest stored together."""
     entries: list[Any] = document.get("entry") or []
@@ -611,27 +632,29 @@ def _transaction(
         for index, entry in enumerate(entries):
             condition = entry["request"].get("ifNoneExist")
             if condition and entry["resource"].get("resourceType") == "Observation":
-                match = _conditional_match(store, condition)
+                match = _conditional_match(store, condition, tenant)
                 if match is not None:
                     answers[index] = _entry_response(match, created=False)
     rest = [index for index in range(len(entries)) if index not in answers]
     if rest:
         subset = {**document, "type": "transaction", "entry": [entries[i] for i in rest]}
-        inbound, received = _read(subset, request, settings)
-        stored = _store_input(engine, inbound, received, request)
+        inbound, received = _read(subset, request, settings, tenant)
+        stored = _store_input(engine, inbound, received, request, tenant)
         for index, (resource, created) in zip(rest, stored, strict=True):
             answers[index] = _entry_response(resource, created)
     return [{"response": answers[index]} for index in range(len(entries))]
 
 
-def _batch(document: Resource, request: Request, settings: Settings, engine: Any) -> list[Resource]:
+def _batch(
+    document: Resource, request: Request, settings: Settings, engine: Any, tenant: str
+) -> list[Resource]:
     """Each entry on its own; a failed entry answers with its OperationOutcome."""
     found = []
     for entry in document.get("entry") or []:
         single = {"resourceType": "Bundle", "type": "transaction", "entry": [entry]}
         try:
             _check_entries([entry])
-            found.extend(_transaction(single, request, settings, engine))
+            found.extend(_transaction(single, request, settings, engine, tenant))
         except DomainError as exc:
             status, outcome = domain_outcome(exc)
             found.append({"response": {"status": str(status), "outcome": outcome}})
@@ -648,7 +671,9 @@ def _batch(document: Resource, request: Request, settings: Settings, engine: Any
         "requestBody": {"required": True, "content": {FHIR_JSON: {"schema": {"type": "object"}}}}
     },
 )
-async def post_bundle(request: Request, settings: SettingsDep, engine: EngineDep) -> Response:
+async def post_bundle(
+    request: Request, settings: SettingsDep, engine: EngineDep, tenant: TenantDep
+) -> Response:
     """A ``transaction`` (all or nothing) or ``batch`` (per entry) Bundle."""
     negotiate(request)
     document = await _body(request, MAX_BUNDLE_BYTES)
@@ -657,9 +682,9 @@ async def post_bundle(request: Request, settings: SettingsDep, engine: EngineDep
     fhir_reader.resources_of(document)  # types and limits, before anything is stored
     kind = document.get("type")
     if kind == "transaction":
-        entries = _transaction(document, request, settings, engine)
+        entries = _transaction(document, request, settings, engine, tenant)
     elif kind == "batch":
-        entries = _batch(document, request, settings, engine)
+        entries = _batch(document, request, settings, engine, tenant)
     else:
         raise UnsupportedInput(
             f"POST /fhir takes a transaction or batch Bundle, not {kind!r}", "Bundle.type"

@@ -24,7 +24,7 @@ from service.adapters import report_pdf, report_render
 from service.adapters.db import open_store
 from service.adapters.report_render import PatientView
 from service.domain.errors import NotFound
-from service.entrypoints.api.deps import EngineDep
+from service.entrypoints.api.deps import EngineDep, TenantDep
 from service.entrypoints.api.params import AssessmentQuery, AssessmentQueryDep
 
 router = APIRouter(prefix="/ui", tags=["ui"])
@@ -46,13 +46,15 @@ class _PageNotFound(Exception):
     """Answered with an HTML 404 page by :func:`_rendered`."""
 
 
-def _view(engine: EngineDep, patient_id: str, query: AssessmentQuery) -> PatientView:
+def _view(engine: EngineDep, patient_id: str, query: AssessmentQuery, tenant: str) -> PatientView:
     with open_store(engine) as store:
         try:
-            patient = services.find_patient(store, patient_id)
+            patient = services.find_patient(store, patient_id, tenant=tenant)
         except NotFound as exc:
             raise _PageNotFound("no such patient") from exc
-        return services.patient_view(store, patient, query.criteria, query.params, query.setting)
+        return services.patient_view(
+            store, patient, query.criteria, query.params, query.setting, tenant=tenant
+        )
 
 
 def _rendered(render: Callable[[], Response]) -> Response:
@@ -71,10 +73,12 @@ def _timepoint(view: PatientView, day: date) -> date:
 
 
 @router.get("/patients/{patient_id}", response_class=HTMLResponse, responses=_HTML_ANSWER)
-async def patient_page(patient_id: str, engine: EngineDep, query: AssessmentQueryDep) -> Response:
+async def patient_page(
+    patient_id: str, engine: EngineDep, query: AssessmentQueryDep, tenant: TenantDep
+) -> Response:
     """The patient's timeline, charts and links to each timepoint's report."""
     return _rendered(
-        lambda: HTMLResponse(report_render.patient_html(_view(engine, patient_id, query)))
+        lambda: HTMLResponse(report_render.patient_html(_view(engine, patient_id, query, tenant)))
     )
 
 
@@ -84,12 +88,12 @@ async def patient_page(patient_id: str, engine: EngineDep, query: AssessmentQuer
     responses=_HTML_ANSWER,
 )
 async def report_page(
-    patient_id: str, day: date, engine: EngineDep, query: AssessmentQueryDep
+    patient_id: str, day: date, engine: EngineDep, query: AssessmentQueryDep, tenant: TenantDep
 ) -> Response:
     """The report of one timepoint as HTML (its stable URL)."""
 
     def render() -> Response:
-        view = _view(engine, patient_id, query)
+        view = _view(engine, patient_id, query, tenant)
         return HTMLResponse(report_render.report_html(view, _timepoint(view, day)))
 
     return _rendered(render)
@@ -99,12 +103,12 @@ async def report_page(
     "/patients/{patient_id}/reports/{day}.pdf", response_class=Response, responses=_PDF_ANSWER
 )
 async def report_document(
-    patient_id: str, day: date, engine: EngineDep, query: AssessmentQueryDep
+    patient_id: str, day: date, engine: EngineDep, query: AssessmentQueryDep, tenant: TenantDep
 ) -> Response:
     """The report of one timepoint as PDF (its stable URL)."""
 
     def render() -> Response:
-        view = _view(engine, patient_id, query)
+        view = _view(engine, patient_id, query, tenant)
         pdf = report_pdf.report_pdf(view, _timepoint(view, day))
         return Response(pdf, media_type=report_render.PDF)
 
@@ -112,8 +116,11 @@ async def report_document(
 
 
 @router.get("/cohort", response_class=HTMLResponse, responses=_HTML_ANSWER)
-async def cohort_page(engine: EngineDep, query: AssessmentQueryDep) -> Response:
-    """Every patient's best percent change as a waterfall plot, with links to their pages."""
+async def cohort_page(engine: EngineDep, query: AssessmentQueryDep, tenant: TenantDep) -> Response:
+    """Every patient of the caller's tenant: best percent change as a waterfall plot, with
+    links to their pages."""
     with open_store(engine) as store:
-        views = services.cohort_view(store, query.criteria, query.params, query.setting)
+        views = services.cohort_view(
+            store, query.criteria, query.params, query.setting, tenant=tenant
+        )
     return HTMLResponse(report_render.cohort_html(views))
