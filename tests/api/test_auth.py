@@ -122,6 +122,7 @@ def _defects(issuer: Issuer) -> dict[str, str]:
         "issued in the future": issuer.token(iat=now + 600, exp=now + 900),
         "not yet valid": issuer.token(nbf=now + 600),
         "lifetime too long": issuer.token(lifetime=7200),
+        "lifetime too long, as text": issuer.token(iat=str(now), exp=str(now + 7200)),
         "no tenant": issuer.token(tenant=None),
         "tenant not a string": issuer.token(tenant=["a", "b"]),
         "alg none": unsigned(_hand_made(issuer), {"alg": "none", "kid": "rsa-1"}),

@@ -312,7 +312,7 @@ class Guard:
             raise _Rejected("expired", "the token has expired") from None
         except jwt.InvalidTokenError as exc:
             raise _Rejected("unknown", f"token not valid: {exc}") from None
-        lifetime = claims["exp"] - claims["iat"]
+        lifetime = int(claims["exp"]) - int(claims["iat"])  # both int() already, in decode
         if lifetime > settings.auth_max_token_lifetime_seconds:
             raise _Rejected("unknown", f"token lifetime {lifetime} s is too long")
         return claims
