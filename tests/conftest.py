@@ -1,11 +1,14 @@
-"""Shared fixtures: a clean TR_* environment for every test."""
+"""Shared fixtures: a clean TR_* environment and an empty database for every test."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+from tests.databases import backend, fresh_database
 
 
 @pytest.fixture(autouse=True)
@@ -16,3 +19,17 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
             monkeypatch.delenv(name)
     monkeypatch.setenv("TR_DIMSE_PORT", "0")  # no listener unless a test asks for one
     yield
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> Iterator[str]:
+    """An empty database of this run's backend (tests/databases.py), for this test only."""
+    with fresh_database(tmp_path) as url:
+        yield url
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """``sqlite_only`` tests check what only SQLite has (pragmas, files)."""
+    marker = item.get_closest_marker("sqlite_only")
+    if marker is not None and backend() != "sqlite":
+        pytest.skip(f"SQLite only: {marker.args[0] if marker.args else 'SQLite behaviour'}")

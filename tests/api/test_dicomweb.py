@@ -148,10 +148,10 @@ async def test_broken_envelopes(
 
 
 @pytest.fixture
-async def small_client(tmp_path: Path) -> Any:
+async def small_client(database_url: str) -> Any:
     settings = Settings(  # type: ignore[call-arg]
         _env_file=None,
-        database_url=f"sqlite:///{tmp_path / 'small.db'}",
+        database_url=database_url,
         stow_max_request_bytes=200_000,
         stow_max_parts=2,
         stow_max_part_bytes=100_000,

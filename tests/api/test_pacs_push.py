@@ -9,7 +9,6 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -35,8 +34,8 @@ pytestmark = pytest.mark.anyio
 DICOM = {"Content-Type": "application/dicom"}
 
 
-def _settings(tmp_path: Path, **push: Any) -> Settings:
-    return Settings(_env_file=None, database_url=f"sqlite:///{tmp_path / 'api.db'}", **push)  # type: ignore[call-arg]
+def _settings(database_url: str, **push: Any) -> Settings:
+    return Settings(_env_file=None, database_url=database_url, **push)  # type: ignore[call-arg]
 
 
 @asynccontextmanager
@@ -95,10 +94,10 @@ def _received(receiver: StowReceiver, count: int) -> list[Dataset]:
     return receiver.received
 
 
-async def test_each_new_result_is_pushed_by_stow_after_the_answer(tmp_path: Path) -> None:
+async def test_each_new_result_is_pushed_by_stow_after_the_answer(database_url: str) -> None:
     with stow_receiver() as receiver:
         receiver.gate.clear()  # the PACS holds its answer
-        async with _serving(_settings(tmp_path, push_stow_url=receiver.url)) as (_app, client):
+        async with _serving(_settings(database_url, push_stow_url=receiver.url)) as (_app, client):
             await _post(client, _sr("PUSH-A", "20240105", 30))  # answered while the PACS holds
             wait_for(receiver.arrived.is_set, "the push to reach the PACS")
             assert receiver.received == []
@@ -115,9 +114,9 @@ async def test_each_new_result_is_pushed_by_stow_after_the_answer(tmp_path: Path
             assert len(receiver.received) == 3
 
 
-async def test_pushed_by_cstore_with_the_calling_ae_title(tmp_path: Path) -> None:
+async def test_pushed_by_cstore_with_the_calling_ae_title(database_url: str) -> None:
     with cstore_receiver() as receiver:
-        settings = _settings(tmp_path, push_dimse=receiver.address, push_calling_ae="TR_PUSHER")
+        settings = _settings(database_url, push_dimse=receiver.address, push_calling_ae="TR_PUSHER")
         async with _serving(settings) as (_app, client):
             await _post(client, _sr("PUSH-C", "20240105", 30))
             wait_for(lambda: receiver.received, "the C-STORE push")
@@ -126,10 +125,10 @@ async def test_pushed_by_cstore_with_the_calling_ae_title(tmp_path: Path) -> Non
     assert receiver.calling == ["TR_PUSHER"]
 
 
-async def test_stow_and_cstore_intake_are_pushed_too(tmp_path: Path) -> None:
+async def test_stow_and_cstore_intake_are_pushed_too(database_url: str) -> None:
     port = closed_port()
     with stow_receiver() as receiver:
-        settings = _settings(tmp_path, push_stow_url=receiver.url, dimse_port=port)
+        settings = _settings(database_url, push_stow_url=receiver.url, dimse_port=port)
         async with _serving(settings) as (_app, client):
             boundary = "push-test"
             response = await client.post(
@@ -147,20 +146,20 @@ async def test_stow_and_cstore_intake_are_pushed_too(tmp_path: Path) -> None:
             _assert_ours(_received(receiver, 2)[1], "PUSH-S", "20240301", "PR")
 
 
-async def test_no_push_without_a_destination(tmp_path: Path) -> None:
+async def test_no_push_without_a_destination(database_url: str) -> None:
     before = _push_threads()
-    async with _serving(_settings(tmp_path)) as (app, client):
+    async with _serving(_settings(database_url)) as (app, client):
         await _post(client, _sr("PUSH-N", "20240105", 30))
         assert app.state.push_worker is None
         assert _push_threads() == before
 
 
 async def test_a_full_queue_drops_with_a_warning_and_never_blocks(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    database_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     with stow_receiver() as receiver:
         receiver.gate.clear()
-        settings = _settings(tmp_path, push_stow_url=receiver.url, push_queue_size=1)
+        settings = _settings(database_url, push_stow_url=receiver.url, push_queue_size=1)
         async with _serving(settings) as (app, client):
             with caplog.at_level(logging.WARNING):
                 await _post(client, _sr("FULL-1", "20240105", 30))  # the one being sent
@@ -176,10 +175,11 @@ async def test_a_full_queue_drops_with_a_warning_and_never_blocks(
 
 
 async def test_an_unreachable_pacs_is_retried_then_logged(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    database_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     url = f"http://127.0.0.1:{closed_port()}/dicom-web"
-    async with _serving(_settings(tmp_path, push_stow_url=url, push_timeout=2)) as (_app, client):
+    settings = _settings(database_url, push_stow_url=url, push_timeout=2)
+    async with _serving(settings) as (_app, client):
         with caplog.at_level(logging.INFO):
             elapsed = await _post(client, _sr("PUSH-U", "20240105", 30))
             wait_for(lambda: "not pushed" in caplog.text, "the push error")

@@ -1,15 +1,10 @@
-"""The storage adapter against real databases: SQLite under tmp_path and PostgreSQL.
-
-PostgreSQL runs at TEST_POSTGRES_URL (default: local trust auth, database ``test``);
-each test gets its own schema. When the server is unreachable those tests skip.
-"""
+"""The storage adapter against a real database: SQLite, or PostgreSQL when the run asks
+for it (tests/databases.py; ``make pytest`` runs both)."""
 
 from __future__ import annotations
 
-import os
 import struct
 import threading
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -22,8 +17,8 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 
 from service.adapters.db import (
     FhirRecord,
@@ -55,9 +50,6 @@ from service.domain.model import (
     TimepointReport,
 )
 
-POSTGRES_URL = os.environ.get(
-    "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 PATIENT = PatientIdentity(DEFAULT_PATIENT_SYSTEM, "P-001")
 BASELINE = date(2024, 1, 15)
 # An FL value (0.1 as float32 is 0.100000001490116...) keeps every digit.
@@ -147,45 +139,12 @@ def stored_reports(engine: Engine, tenant: str = "default") -> list[TimepointRep
         return store.reports(PATIENT, tenant)
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> str:
-    probe = sa.create_engine(POSTGRES_URL)
-    try:
-        with probe.connect():
-            pass
-    except OperationalError as error:
-        pytest.skip(f"PostgreSQL unreachable at {make_url(POSTGRES_URL)!r}: {error.orig}")
-    finally:
-        probe.dispose()
-    return POSTGRES_URL
-
-
-def postgres_engine(base_url: str) -> Iterator[Engine]:
-    """An engine confined to a fresh schema, dropped afterwards."""
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(base_url)
-    with admin.begin() as connection:
-        connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
-    url = make_url(base_url).update_query_dict({"options": f"-csearch_path={schema}"})
-    engine = create_engine(url.render_as_string(hide_password=False))
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        with admin.begin() as connection:
-            connection.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
-        admin.dispose()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    """An empty database on each backend."""
-    if request.param == "postgresql":
-        yield from postgres_engine(request.getfixturevalue("postgres_url"))
-        return
-    sqlite = create_engine(f"sqlite:///{tmp_path / 'data' / 'store.db'}")
-    yield sqlite
-    sqlite.dispose()
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    """An empty database of this run's backend (tests/databases.py)."""
+    engine = create_engine(database_url)
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture
@@ -315,6 +274,7 @@ def test_concurrent_reports_of_a_new_patient_share_one_patient_row(db: Engine) -
     assert sorted(stored_reports(db), key=lambda r: r.date) == reports
 
 
+@pytest.mark.sqlite_only("pragmas")
 def test_sqlite_connections_are_durable_and_strict(tmp_path: Path) -> None:
     engine = create_engine(f"sqlite:///{tmp_path / 'missing' / 'dir' / 'store.db'}")
     try:

@@ -28,8 +28,8 @@ SVG = "{http://www.w3.org/2000/svg}svg"
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = db.create_engine(f"sqlite:///{tmp_path / 'render.db'}")
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = db.create_engine(database_url)
     db.migrate(engine)
     with db.open_store(engine) as store:
         for day, sizes in (("2024-01-05", (60, 40)), ("2024-03-08", (42, 28))):

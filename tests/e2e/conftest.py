@@ -25,10 +25,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(tmp_path: Path, **env: str) -> Iterator[str]:
-    """Run the service on an empty SQLite file with extra TR_* *env*; yield its base URL."""
+def running_server(tmp_path: Path, database_url: str, **env: str) -> Iterator[str]:
+    """Run the service on *database_url* with extra TR_* *env*, its log in *tmp_path*;
+    yield its base URL."""
     port = free_port()
-    env = {**os.environ, "TR_DATABASE_URL": f"sqlite:///{tmp_path / 'e2e.db'}", **env}
+    env = {**os.environ, "TR_DATABASE_URL": database_url, **env}
     log = (tmp_path / "server.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "service", "serve", "--port", str(port)],
@@ -47,9 +48,9 @@ def running_server(tmp_path: Path, **env: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[str]:
-    """The service on an empty SQLite file, DIMSE off; yields its base URL."""
-    with running_server(tmp_path) as base:
+def server(tmp_path: Path, database_url: str) -> Iterator[str]:
+    """The service on an empty database, DIMSE off; yields its base URL."""
+    with running_server(tmp_path, database_url) as base:
         yield base
 
 

@@ -32,6 +32,7 @@ from tests.sr_factory import LesionSpec, make_sr, sr_bytes
 
 DICOMWEB_PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
 STARTUP_SECONDS = 60
+DATABASE = "sqlite:///{}/e2e.db"  # a file: PostgreSQL is outside the namespace
 ROUTES = {"C-STORE": "ORTHANC-DIMSE", "STOW-RS": "ORTHANC-STOW"}  # route -> patient id
 
 
@@ -68,8 +69,8 @@ def _wait(url: str, process: subprocess.Popen[bytes]) -> None:
     raise RuntimeError("Orthanc did not start")
 
 
-def _stored_version(database: Path, patient_id: str) -> int | None:
-    engine = db.create_engine(f"sqlite:///{database}")
+def _stored_version(database_url: str, patient_id: str) -> int | None:
+    engine = db.create_engine(database_url)
     try:
         with db.open_store(engine) as store:
             stored, _body = store.result(
@@ -85,7 +86,7 @@ def _stored_version(database: Path, patient_id: str) -> int | None:
 def run(workdir: Path) -> dict[str, Any]:
     dimse = free_port()
     outcome: dict[str, Any] = {}
-    with running_server(workdir, TR_DIMSE_PORT=str(dimse)) as us:
+    with running_server(workdir, DATABASE.format(workdir), TR_DIMSE_PORT=str(dimse)) as us:
         http_port, dicom_port = free_port(), free_port()
         config = _orthanc_config(workdir, http_port, dicom_port, us, dimse)
         log = (workdir / "orthanc.log").open("wb")
@@ -112,7 +113,7 @@ def run(workdir: Path) -> dict[str, Any]:
                 outcome[route] = {
                     "orthanc_status": forwarded.status_code,
                     "orthanc_answer": forwarded.text,
-                    "version": _stored_version(workdir / "e2e.db", patient),
+                    "version": _stored_version(DATABASE.format(workdir), patient),
                 }
         finally:
             orthanc.terminate()

@@ -105,8 +105,8 @@ def test_writes_fhir_html_pdf_and_sr(tmp_path: Path) -> None:
         assert "Timepoint: 2024-03-08 (Follow-up, final)" in text
 
 
-def test_a_real_database_keeps_the_history_between_runs(tmp_path: Path) -> None:
-    database = f"sqlite:///{tmp_path / 'history.db'}"
+def test_a_real_database_keeps_the_history_between_runs(database_url: str) -> None:
+    database = database_url
     assert assess(ROOT / "examples" / "baseline.dcm", "--database", database).returncode == 0
     done = assess(ROOT / "examples" / "follow-up.dcm", "--database", database)
     assert done.returncode == 0, done.stderr

@@ -32,14 +32,14 @@ CT_IMAGE = Path(__file__).resolve().parents[1] / "data" / "sr" / "ct_image.dcm"
 class Listener:
     base: str
     port: int
-    database: Path
+    database_url: str
 
 
 @pytest.fixture
-def listener(tmp_path: Path) -> Iterator[Listener]:
+def listener(tmp_path: Path, database_url: str) -> Iterator[Listener]:
     port = free_port()
-    with running_server(tmp_path, TR_DIMSE_PORT=str(port)) as base:
-        yield Listener(base, port, tmp_path / "e2e.db")
+    with running_server(tmp_path, database_url, TR_DIMSE_PORT=str(port)) as base:
+        yield Listener(base, port, database_url)
 
 
 def _dcmtk(tool: str, listener: Listener, *args: str) -> subprocess.CompletedProcess[str]:
@@ -76,7 +76,7 @@ def test_store_commits_and_assesses_before_success(listener: Listener, tmp_path:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Success" in result.stdout + result.stderr
     # Success came after the commit: the timepoint's report is stored already.
-    engine = db.create_engine(f"sqlite:///{listener.database}")
+    engine = db.create_engine(listener.database_url)
     with db.open_store(engine) as store:
         stored, _body = store.result(
             PatientIdentity(DEFAULT_PATIENT_SYSTEM, "CSTORE-1"), date(2024, 1, 5)

@@ -23,6 +23,7 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("Orthanc") is None, reason="Debian orthanc not installed"),
     pytest.mark.skipif(not Path(DICOMWEB_PLUGIN).exists(), reason="orthanc-dicomweb missing"),
     pytest.mark.skipif(shutil.which("unshare") is None, reason="unshare (util-linux) missing"),
+    pytest.mark.sqlite_only("the service runs in a network namespace PostgreSQL is not in"),
 ]
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -29,6 +29,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis import Case, SerializationContext
 from schemathesis.transport.serialization import serialize_binary
 
+from tests.databases import fresh_database
 from tests.e2e.conftest import running_server
 from tests.fhir_validation import validate_resource
 from tests.fuzz.checks import ALLOWED_CODES
@@ -46,7 +47,8 @@ def _binary(context: SerializationContext, value: Any) -> bytes:
 
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with running_server(tmp_path_factory.mktemp("schemathesis")) as base:
+    directory = tmp_path_factory.mktemp("schemathesis")
+    with fresh_database(directory) as database_url, running_server(directory, database_url) as base:
         yield base
 
 
