@@ -7,7 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import Engine
 
+from service.adapters import db
 from tests.databases import backend, fresh_database
 
 
@@ -26,6 +28,15 @@ def database_url(tmp_path: Path) -> Iterator[str]:
     """An empty database of this run's backend (tests/databases.py), for this test only."""
     with fresh_database(tmp_path) as url:
         yield url
+
+
+@pytest.fixture
+def migrated_engine(database_url: str) -> Iterator[Engine]:
+    """An engine on :func:`database_url`, migrated to the latest schema."""
+    engine = db.create_engine(database_url)
+    db.migrate(engine)
+    yield engine
+    engine.dispose()
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

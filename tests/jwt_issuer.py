@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import jwt
@@ -143,11 +142,11 @@ def serving(issuer: Issuer) -> Iterator[Issuer]:
         server.server_close()
 
 
-def auth_settings(issuer: Issuer, database: Path, **more: Any) -> Settings:
-    """Settings with auth on against *issuer*."""
+def auth_settings(issuer: Issuer, database_url: str, **more: Any) -> Settings:
+    """Settings with auth on against *issuer*, storing in *database_url*."""
     return Settings(  # type: ignore[call-arg]
         _env_file=None,
-        database_url=f"sqlite:///{database}",
+        database_url=database_url,
         auth_jwks_url=issuer.url,
         auth_issuer=ISSUER,
         auth_audience=AUDIENCE,

@@ -32,7 +32,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine, Row, make_url
 from sqlalchemy.exc import IntegrityError
 
-from service.adapters import db_schema as schema
+from service.adapters import audit, db_schema as schema
 from service.adapters.db_schema import DEFAULT_TENANT
 from service.domain.errors import Conflict, NotFound
 from service.domain.model import (
@@ -155,9 +155,17 @@ class StoredResource:
 
 @contextmanager
 def open_store(engine: Engine) -> Iterator[Store]:
-    """One transaction: committed on success, rolled back on any exception."""
+    """One transaction: committed on success, rolled back on any exception.
+
+    The audit event of the request or association being served (:func:`audit.current`)
+    is saved in the same transaction, after the data rows: both or neither
+    (reliability.md section 7)."""
+    trail = audit.current()
     with engine.begin() as connection:
         yield Store(connection)
+        committed = trail.save(connection) if trail is not None else None
+    if committed is not None:
+        committed()
 
 
 class Store:
@@ -183,6 +191,8 @@ class Store:
         document for SR write-back. Raises :class:`Conflict` when the document was
         stored with another digest.
         """
+        audit.note_patient(report.patient)
+        audit.note_document(report.source)
         stored_digest = self._document_digest(report.source.uid, tenant)
         if stored_digest is None:
             try:
@@ -201,6 +211,7 @@ class Store:
         self, patient: PatientIdentity, tenant: str = DEFAULT_TENANT
     ) -> list[TimepointReport]:
         """All reports of *patient*, in the order they were stored."""
+        audit.note_patient(patient)
         d, lsn, m = schema.document, schema.lesion, schema.measurement
         document_ids = sa.select(d.c.id).join(schema.patient).where(_is(patient, tenant))
         documents = self._connection.execute(
@@ -265,6 +276,7 @@ class Store:
         self, patient: PatientIdentity, day: date, tenant: str = DEFAULT_TENANT
     ) -> tuple[StoredResult, bytes]:
         """The stored output for *patient* on *day*."""
+        audit.note_patient(patient)
         r = schema.timepoint_result
         row = self._connection.execute(
             sa.select(r.c.version, r.c.issued, r.c.body)
@@ -352,6 +364,7 @@ class Store:
         ).one_or_none()
         if row is None:
             raise NotFound(f"no {resource_type} with id {resource_id}")
+        audit.note_resource(resource_type, resource_id)
         return _stored_resource(row)
 
     def search_resources(
@@ -370,6 +383,7 @@ class Store:
         r = schema.fhir_resource
         query = sa.select(r).where(r.c.tenant == tenant, r.c.resource_type == resource_type)
         if patient is not None:
+            audit.note_patient(patient)
             patient_ids = sa.select(schema.patient.c.id).where(_is(patient, tenant))
             query = query.where(r.c.patient_id.in_(patient_ids))
         if identifier is not None:

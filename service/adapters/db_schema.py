@@ -188,3 +188,35 @@ fhir_resource = sa.Table(
     sa.Index("ix_fhir_resource_patient", "tenant", "resource_type", "patient_id"),
     sa.Index("ix_fhir_resource_identifier", "tenant", "resource_type", "identifier"),
 )
+
+# The audit trail (issue 6; reliability.md section 3, "Audit trail completeness"): one FHIR
+# AuditEvent per HTTP request or DIMSE association, its searchable fields beside its JSON.
+audit_event = sa.Table(
+    "audit_event",
+    metadata,
+    sa.Column("id", sa.Integer),
+    sa.Column("tenant", sa.String(64), nullable=False, server_default=DEFAULT_TENANT),
+    sa.Column("event_id", sa.String(64), nullable=False),  # AuditEvent.id
+    sa.Column("recorded", UtcDateTime, nullable=False),
+    sa.Column("type", sa.Text, nullable=False),  # "system|code"
+    sa.Column("subtype", sa.Text),  # "system|code"
+    sa.Column("action", sa.String(1), nullable=False),
+    sa.Column("outcome", sa.Integer, nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+    sa.PrimaryKeyConstraint("id", name="pk_audit_event"),
+    sa.UniqueConstraint("event_id", name="uq_audit_event_id"),
+    sa.Index("ix_audit_event_recorded", "tenant", "recorded"),
+)
+
+# The patients an AuditEvent names, by FHIR Patient id (search by ``patient``).
+audit_patient = sa.Table(
+    "audit_patient",
+    metadata,
+    sa.Column("audit_event_id", sa.Integer, nullable=False),
+    sa.Column("patient", sa.String(64), nullable=False),
+    sa.PrimaryKeyConstraint("audit_event_id", "patient", name="pk_audit_patient"),
+    sa.ForeignKeyConstraint(
+        ["audit_event_id"], ["audit_event.id"], name="fk_audit_patient_event", ondelete="CASCADE"
+    ),
+    sa.Index("ix_audit_patient_patient", "patient"),
+)

@@ -29,8 +29,9 @@ from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from pynetdicom.transport import ThreadedAssociationServer
 from sqlalchemy import Engine
 
+from service.adapters import audit
 from service.config import Settings
-from service.entrypoints import dicom_status
+from service.entrypoints import dicom_status, dimse_audit
 from service.entrypoints.push_worker import PushWorker
 
 logger = logging.getLogger(__name__)
@@ -49,24 +50,31 @@ _ERROR_COMMENT_CHARS: Final = 64  # LO
 def handle_store(
     event: Event, engine: Engine, settings: Settings, pusher: PushWorker | None = None
 ) -> Dataset | int:
-    """EVT_C_STORE: one SR instance in, one C-STORE status out."""
-    try:
-        data = event.encoded_dataset()
-        if len(data) > settings.max_dicom_body_bytes:
-            raise dicom_status.InstanceRefused(
-                dicom_status.Condition.LIMIT, f"data set over {settings.max_dicom_body_bytes} bytes"
+    """EVT_C_STORE: one SR instance in, one C-STORE status out, noted in the
+    association's audit event (committed with the report when it is stored)."""
+    with dimse_audit.storing(event, settings.tenant) as trail:
+        try:
+            data = event.encoded_dataset()
+            if len(data) > settings.max_dicom_body_bytes:
+                raise dicom_status.InstanceRefused(
+                    dicom_status.Condition.LIMIT,
+                    f"data set over {settings.max_dicom_body_bytes} bytes",
+                )
+            instance = dicom_status.read_instance(data, patient_system=settings.patient_system)
+            # DIMSE has no token: every C-STORE goes to the configured tenant (README)
+            dicom_status.commit(
+                engine, instance, _root_url(settings), pusher, tenant=settings.tenant
             )
-        instance = dicom_status.read_instance(data, patient_system=settings.patient_system)
-        # DIMSE has no token: every C-STORE goes to the configured tenant (README)
-        dicom_status.commit(engine, instance, _root_url(settings), pusher, tenant=settings.tenant)
-    except dicom_status.InstanceRefused as refused:
-        logger.info("C-STORE refused (%s): %s", refused.condition.name, refused)
-        return _status(refused.status.cstore, str(refused))
-    except Exception:
-        logger.exception("C-STORE failed")
-        status = dicom_status.STATUSES[dicom_status.Condition.PROCESSING].cstore
-        return _status(status, "processing failure")
-    return dicom_status.SUCCESS
+        except dicom_status.InstanceRefused as refused:
+            logger.info("C-STORE refused (%s): %s", refused.condition.name, refused)
+            trail.fail(audit.Outcome.MINOR_FAILURE, f"instance refused ({refused.condition.name})")
+            return _status(refused.status.cstore, str(refused))
+        except Exception:
+            logger.exception("C-STORE failed")
+            trail.fail(audit.Outcome.SERIOUS_FAILURE, "instance processing failure")
+            status = dicom_status.STATUSES[dicom_status.Condition.PROCESSING].cstore
+            return _status(status, "processing failure")
+        return dicom_status.SUCCESS
 
 
 def start(
@@ -86,7 +94,10 @@ def start(
     server = ae.start_server(
         (settings.dimse_host, settings.dimse_port),
         block=False,
-        evt_handlers=[(evt.EVT_C_STORE, handle_store, [engine, settings, pusher])],
+        evt_handlers=[
+            (evt.EVT_C_STORE, handle_store, [engine, settings, pusher]),
+            *dimse_audit.handlers(engine, settings.tenant),
+        ],
     )
     assert server is not None  # block=False always returns the server
     logger.info(

@@ -46,8 +46,8 @@ async def _client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-async def secured(issuer: Issuer, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    async for client in _client(auth_settings(issuer, tmp_path / "auth.db")):
+async def secured(issuer: Issuer, database_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async for client in _client(auth_settings(issuer, database_url)):
         yield client
 
 
@@ -170,13 +170,11 @@ async def test_unknown_kids_refetch_the_jwks_at_most_once_a_minute(
 
 
 @pytest.mark.anyio
-async def test_a_rotated_key_is_fetched_once_the_interval_passed(
-    issuer: Issuer, tmp_path: Path
-) -> None:
+async def test_a_rotated_key_is_fetched_once_the_interval_passed(issuer: Issuer) -> None:
     issuer.add_key("rotated", "ES256", publish=False)
     now = [1000.0]
     jwks = auth.Jwks(
-        auth.jwks_loader(auth_settings(issuer, tmp_path / "unused.db")),
+        auth.jwks_loader(auth_settings(issuer, NO_DATABASE)),
         min_interval=60,
         max_age=300,
         clock=lambda: now[0],
@@ -195,16 +193,19 @@ async def test_a_rotated_key_is_fetched_once_the_interval_passed(
     assert jwks.fetches == 3
 
 
+NO_DATABASE = "sqlite://"  # for settings whose database is never opened
 _IDP: dict[str, Any] = {"auth_issuer": ISSUER, "auth_audience": AUDIENCE}
 
 
 @pytest.mark.anyio
-async def test_a_jwks_file_works_as_the_url_does(issuer: Issuer, tmp_path: Path) -> None:
+async def test_a_jwks_file_works_as_the_url_does(
+    issuer: Issuer, tmp_path: Path, database_url: str
+) -> None:
     path = tmp_path / "jwks.json"
     path.write_text(json.dumps(issuer.jwks()))
     settings = Settings(  # type: ignore[call-arg]
         _env_file=None,
-        database_url=f"sqlite:///{tmp_path / 'file.db'}",
+        database_url=database_url,
         auth_jwks_file=path,
         **_IDP,
     )
@@ -214,10 +215,10 @@ async def test_a_jwks_file_works_as_the_url_does(issuer: Issuer, tmp_path: Path)
 
 
 @pytest.mark.anyio
-async def test_an_unreachable_jwks_answers_503(issuer: Issuer, tmp_path: Path) -> None:
+async def test_an_unreachable_jwks_answers_503(issuer: Issuer, database_url: str) -> None:
     settings = Settings(  # type: ignore[call-arg]
         _env_file=None,
-        database_url=f"sqlite:///{tmp_path / 'down.db'}",
+        database_url=database_url,
         auth_jwks_url=f"http://127.0.0.1:{closed_port()}/jwks.json",
         **_IDP,
     )
@@ -392,8 +393,8 @@ def test_the_explicit_override_starts_with_an_insecure_warning(
     assert "INSECURE: authentication is OFF on the public address 0.0.0.0" in caplog.text
 
 
-def test_auth_on_may_bind_a_public_address(issuer: Issuer, tmp_path: Path) -> None:
-    create_app(auth_settings(issuer, tmp_path / "public.db", http_host="0.0.0.0"))
+def test_auth_on_may_bind_a_public_address(issuer: Issuer) -> None:
+    create_app(auth_settings(issuer, NO_DATABASE, http_host="0.0.0.0"))
 
 
 def test_serve_refuses_a_public_address_without_auth(tmp_path: Path) -> None:

@@ -250,7 +250,7 @@ async def test_metadata_and_content_negotiation(client: httpx.AsyncClient) -> No
     validate_resource(statement)
     assert statement["fhirVersion"] == "4.0.1"
     types = {r["type"] for r in statement["rest"][0]["resource"]}
-    assert types == {"DiagnosticReport", "Observation", "BodyStructure", "Patient"}
+    assert types == {"DiagnosticReport", "Observation", "BodyStructure", "Patient", "AuditEvent"}
     assert (await client.get("/fhir/metadata", params={"_format": "xml"})).status_code == 406
     xml = await client.get("/fhir/metadata", headers={"Accept": "application/fhir+xml"})
     assert xml.status_code == 406

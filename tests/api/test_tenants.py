@@ -67,8 +67,8 @@ async def _serve(settings: Settings, issuer: Issuer) -> AsyncIterator[Tenants]:
 
 
 @pytest.fixture
-async def tenants(issuer: Issuer, tmp_path: Path) -> AsyncIterator[Tenants]:
-    async for found in _serve(auth_settings(issuer, tmp_path / "tenants.db"), issuer):
+async def tenants(issuer: Issuer, database_url: str) -> AsyncIterator[Tenants]:
+    async for found in _serve(auth_settings(issuer, database_url), issuer):
         yield found
 
 
@@ -235,9 +235,9 @@ async def test_every_row_has_its_parents_tenant(tenants: Tenants) -> None:
     assert crossed == 0
 
 
-async def test_auth_off_stores_in_the_configured_tenant(tmp_path: Path) -> None:
+async def test_auth_off_stores_in_the_configured_tenant(database_url: str) -> None:
     settings = Settings(  # type: ignore[call-arg]
-        _env_file=None, database_url=f"sqlite:///{tmp_path / 'single.db'}", tenant="clinic-x"
+        _env_file=None, database_url=database_url, tenant="clinic-x"
     )
     app = create_app(settings)
     async with app.router.lifespan_context(app):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
 from datetime import date
 
 import pytest
@@ -130,11 +129,8 @@ def _ingest(engine: Engine, *, context: bool = True) -> list[services.Change]:
 
 
 @pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = db.create_engine(database_url)
-    db.migrate(engine)
-    yield engine
-    engine.dispose()
+def engine(migrated_engine: Engine) -> Engine:
+    return migrated_engine
 
 
 def test_changed_lists_new_results_only(engine: Engine) -> None:

@@ -5,18 +5,22 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from pydicom import dcmread
 from pydicom.uid import UID, BasicTextSRStorage
 
 from service.adapters import db
 from service.domain.model import DEFAULT_PATIENT_SYSTEM, PatientIdentity
 from tests.e2e.conftest import free_port, running_server
+from tests.fhir_validation import validate_bundle
 from tests.sr_factory import LesionSpec, make_sr, sr_bytes
 
 pytestmark = [
@@ -109,16 +113,52 @@ def test_an_image_sop_class_is_refused_at_association(listener: Listener) -> Non
     assert "Success" not in output
 
 
-def test_dimse_stores_go_to_the_configured_tenant(tmp_path: Path) -> None:
+def test_dimse_stores_go_to_the_configured_tenant(tmp_path: Path, database_url: str) -> None:
     """DIMSE carries no token: C-STORE writes into TR_TENANT (README, Authentication)."""
     port = free_port()
-    with running_server(tmp_path, TR_DIMSE_PORT=str(port), TR_TENANT="clinic-x") as base:
-        listener = Listener(base, port, tmp_path / "e2e.db")
+    env = {"TR_DIMSE_PORT": str(port), "TR_TENANT": "clinic-x"}
+    with running_server(tmp_path, database_url, **env) as base:
+        listener = Listener(base, port, database_url)
         result = _dcmtk("storescu", listener, "-R", str(_sr_file(tmp_path)))
         assert result.returncode == 0, result.stdout + result.stderr
-    engine = db.create_engine(f"sqlite:///{listener.database}")
+    engine = db.create_engine(listener.database_url)
     with db.open_store(engine) as store:
         patient = PatientIdentity(DEFAULT_PATIENT_SYSTEM, "CSTORE-1")
         assert store.patients("clinic-x") == [patient]
         assert store.patients() == []  # nothing in the default tenant
     engine.dispose()
+
+
+def _association_events(listener: Listener, expected: int) -> list[dict[str, Any]]:
+    """The DIMSE AuditEvents, oldest first, once *expected* are stored (each is saved when
+    its association ends, just after the SCU has seen it end)."""
+    deadline = time.monotonic() + 10
+    while True:
+        answer = httpx.get(f"{listener.base}/fhir/AuditEvent", params={"type": "110104"})
+        assert answer.status_code == 200, answer.text
+        validate_bundle(answer.json())
+        events = [entry["resource"] for entry in answer.json()["entry"]]
+        if len(events) >= expected or time.monotonic() > deadline:
+            return events[::-1]
+        time.sleep(0.1)
+
+
+def test_each_association_is_audited_once(listener: Listener, tmp_path: Path) -> None:
+    stored = _sr_file(tmp_path)
+    refused = _sr_file(tmp_path, "basic.dcm", BasicTextSRStorage)
+    for args in ((), ("-R", str(stored)), ("-R", str(refused)), ("-R", str(CT_IMAGE))):
+        _dcmtk("storescu" if args else "echoscu", listener, *args)
+    echo, store, refusal, image = _association_events(listener, 4)
+    for event in (echo, store, refusal, image):
+        assert event["agent"][0]["who"] == {"identifier": {"value": "STORESCU"}} or event is echo
+        assert event["agent"][0]["network"]["address"] == "127.0.0.1"
+    assert echo["agent"][0]["who"] == {"identifier": {"value": "ECHOSCU"}}
+    assert (echo["action"], echo["outcome"], echo.get("entity")) == ("E", "0", None)
+    uid = f"urn:oid:{dcmread(stored).SOPInstanceUID}"
+    assert (store["action"], store["outcome"]) == ("C", "0")
+    identifiers = [entity["what"].get("identifier", {}) for entity in store["entity"]]
+    assert {"system": "urn:dicom:uid", "value": uid} in identifiers
+    assert {"system": DEFAULT_PATIENT_SYSTEM, "value": "CSTORE-1"} in identifiers
+    assert (refusal["action"], refusal["outcome"]) == ("C", "4")
+    assert refusal["outcomeDesc"].startswith("instance refused (")
+    assert image["action"] == "E" and "entity" not in image

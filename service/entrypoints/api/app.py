@@ -11,7 +11,7 @@ from service import __version__
 from service.adapters import db
 from service.config import Settings
 from service.entrypoints import dimse, push_worker
-from service.entrypoints.api import assessments, auth, dicomweb, errors, fhir, health, ui
+from service.entrypoints.api import assessments, audit, auth, dicomweb, errors, fhir, health, ui
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -50,6 +50,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(dicomweb.router)
     app.include_router(fhir.router)
     app.include_router(ui.router)
+    app.include_router(audit.router)
     errors.install(app)
     auth.document(app)
+    # Added last, so outermost: every answer, a middleware's own included, is audited.
+    app.add_middleware(audit.AuditMiddleware)
     return app

@@ -28,7 +28,7 @@ from fastapi.responses import Response
 from sqlalchemy import Engine
 
 from service import __version__, services
-from service.adapters import fhir_index, fhir_reader, fhir_writer, strict_json
+from service.adapters import audit, fhir_index, fhir_reader, fhir_writer, strict_json
 from service.adapters.db import FhirRecord, Store, StoredResource, open_store
 from service.config import Settings
 from service.domain.errors import (
@@ -349,6 +349,18 @@ def capability_statement(base: str, security: Resource) -> Resource:
                         ("read", "search-type"),
                         searchParam=[param("identifier", "token", "system|value")],
                     ),
+                    resource(
+                        "AuditEvent",
+                        ("search-type",),
+                        searchParam=[
+                            param("date", "date", "recorded; prefixes eq ge le gt lt"),
+                            param("patient", "reference", "Patient/[id]"),
+                            param("type", "token", "[system|]code: rest, 110104"),
+                            param("subtype", "token", "[system|]code: read, create, ..."),
+                            param("outcome", "token", "0, 4, 8, 12"),
+                            param("_count", "number", "newest first; at most 1000"),
+                        ],
+                    ),
                 ],
                 "interaction": [{"code": "transaction"}, {"code": "batch"}],
             }
@@ -370,7 +382,7 @@ async def metadata(request: Request) -> Response:
 _DATE_PREFIXES: Final = ("eq", "ge", "le", "gt", "lt")
 
 
-def _date_bounds(values: Iterable[str]) -> tuple[date | None, date | None]:
+def date_bounds(values: Iterable[str]) -> tuple[date | None, date | None]:
     since: date | None = None
     until: date | None = None
     for raw in values:
@@ -426,7 +438,7 @@ def search(
             identifier = _token(value, name)
     if any(patient is None for patient in patients) or len(set(patients)) > 1:
         return []
-    since, until = _date_bounds(value for name, value in params if name == "date")
+    since, until = date_bounds(value for name, value in params if name == "date")
     return store.search_resources(
         resource_type,
         patient=patients[0] if patients else None,
@@ -681,6 +693,8 @@ async def post_bundle(
         raise InvalidInput("POST /fhir takes a Bundle", "resourceType")
     fhir_reader.resources_of(document)  # types and limits, before anything is stored
     kind = document.get("type")
+    if kind in ("transaction", "batch"):
+        audit.note_interaction(kind)
     if kind == "transaction":
         entries = _transaction(document, request, settings, engine, tenant)
     elif kind == "batch":
