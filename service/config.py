@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Final, Self
+from typing import Annotated, Final, Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -68,7 +68,21 @@ class Settings(BaseSettings):
         "Bundle fullUrls and report links; default: the request's own, or "
         "http://TR_HTTP_HOST:TR_HTTP_PORT for DIMSE",
     )
-    log_level: str = Field(default="INFO", description="Python logging level")
+    log_level: str = Field(
+        default="INFO",
+        pattern=r"(?i)^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$",
+        description="Python logging level; pydicom, pynetdicom, SQLAlchemy and httpx stay at "
+        'WARNING or above whatever it says (README "Observability")',
+    )
+    log_format: Literal["json", "text"] = Field(
+        default="json", description="json: one JSON object per line; text: for a terminal"
+    )
+    http_limit_concurrency: int = Field(
+        default=64,
+        ge=1,
+        description="requests and connections one `serve` process handles at once; "
+        "beyond it uvicorn answers 503",
+    )
     push_stow_url: str | None = Field(
         default=None,
         description="DICOMweb base URL (e.g. http://pacs/dicom-web) each new assessment SR is "

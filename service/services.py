@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -41,6 +41,17 @@ class Inbound:
     digest: str
     received: tuple[FhirRecord, ...] = ()  # FHIR resources of the input, for the index
     dicom_context: dict[str, Any] | None = None  # sr_context.extract of a DICOM SR
+
+
+@dataclass(slots=True)
+class Tally:
+    """What one ingest did, for the caller to count (README "Observability"): reports
+    newly stored, reports already stored with the same content, and the (criterion,
+    overall response) of each timepoint result that was new or changed."""
+
+    new: int = 0
+    redelivered: int = 0
+    verdicts: list[tuple[str, str]] = field(default_factory=list)
 
 
 # A timepoint whose stored result got a new version (contract section 4), for the
@@ -80,6 +91,7 @@ def assess_reports(
     changed: list[Change] | None = None,
     *,
     tenant: str,
+    tally: Tally | None = None,
 ) -> fhir_writer.Resource:
     """Store the reports, then assess every timepoint they contain.
 
@@ -89,9 +101,10 @@ def assess_reports(
     (the ``primary`` / ``therapy`` parameters) completes what the sources say of the
     clinical setting; without *criteria* the advisor chooses them from it. *root_url*
     is the service root the Bundle's fullUrls and the report links start with.
-    Each timepoint whose stored result changed is appended to *changed*.
+    Each timepoint whose stored result changed is appended to *changed*; *tally*
+    counts what was stored.
     """
-    _store_all(store, inbound, criteria, tenant)
+    _store_all(store, inbound, criteria, tenant, tally)
     days_by_patient: dict[PatientIdentity, set[date]] = {}
     for item in inbound:
         days_by_patient.setdefault(item.report.patient, set()).add(item.report.date)
@@ -102,7 +115,12 @@ def assess_reports(
         )
         history, advice, assessments = _assess(store, patient, criteria, params, setting, tenant)
         dated.extend(
-            (day, _timepoint(store, tenant, history, assessments, day, advice, root_url, changed))
+            (
+                day,
+                _timepoint(
+                    store, tenant, history, assessments, day, advice, root_url, changed, tally
+                ),
+            )
             for day in sorted(days)
         )
     dated.sort(key=lambda pair: pair[0])
@@ -119,10 +137,11 @@ def assess_newest_as_sr(
     setting: ClinicalSetting | None = None,
     *,
     tenant: str,
+    tally: Tally | None = None,
 ) -> bytes:
     """Store the reports, then the assessment of the newest timepoint of the input as a
     DICOM SR (contract section 2, ``Accept: application/dicom``)."""
-    _store_all(store, inbound, criteria, tenant)
+    _store_all(store, inbound, criteria, tenant, tally)
     newest = max((item.report for item in inbound), key=lambda report: report.date)
     return assessment_sr(
         store, newest.patient, newest.date, criteria, params, setting, tenant=tenant
@@ -208,11 +227,18 @@ def cohort_view(
 
 
 def _store_all(
-    store: Store, inbound: Sequence[Inbound], criteria: Sequence[str], tenant: str
+    store: Store,
+    inbound: Sequence[Inbound],
+    criteria: Sequence[str],
+    tenant: str,
+    tally: Tally | None = None,
 ) -> None:
     choose_criteria(criteria, ())  # refuse unknown criteria before storing anything
     for item in inbound:
-        store.add_report(item.report, item.digest, tenant, dicom_context=item.dicom_context)
+        new = store.add_report(item.report, item.digest, tenant, dicom_context=item.dicom_context)
+        if tally is not None:
+            tally.new += new
+            tally.redelivered += not new
         store.put_resources([(record, None) for record in item.received], tenant)
 
 
@@ -249,6 +275,7 @@ def _timepoint(
     advice: Sequence[Recommendation],
     root_url: str,
     changed: list[Change] | None = None,
+    tally: Tally | None = None,
 ) -> list[fhir_writer.Resource]:
     """One timepoint's resources, its report stamped with the stored version and the
     links to its renderings (presentedForm).
@@ -263,6 +290,10 @@ def _timepoint(
     stored = store.put_result(history.patient, day, digest(body), body, tenant)
     if stored.changed and changed is not None:
         changed.append((tenant, history.patient, day))
+    if stored.changed and tally is not None:
+        for assessment in assessments:
+            overall = assessment.at(day).overall
+            tally.verdicts.append((assessment.criterion, overall.value if overall else "baseline"))
     forms = report_render.presented_form(root_url, history.patient, day)
     resources[0] = fhir_writer.stamp_report(resources[0], stored.version, stored.issued, forms)
     store.put_resources(

@@ -1,5 +1,5 @@
-"""The ``tumour-response`` command: ``serve``, ``openapi`` (contract section 1) and
-``assess`` (:mod:`.assess_command`)."""
+"""The ``tumour-response`` command: ``serve``, ``openapi`` (contract section 1),
+``migrate`` and ``assess`` (:mod:`.assess_command`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 from service.config import Settings
 from service.domain.errors import DomainError
-from service.entrypoints import assess_command
+from service.entrypoints import assess_command, logs
 
 Command = Callable[[Settings, argparse.Namespace], int]
 
@@ -25,9 +25,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     host = args.host or settings.http_host
     port = args.port if args.port is not None else settings.http_port
     settings = settings.model_copy(update={"http_host": host, "http_port": port})
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    logs.configure(settings.log_level, settings.log_format)
     try:
         app = create_app(settings)  # refuses auth off on a public address
     except InsecureSettings as exc:
@@ -40,7 +38,25 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         loop="uvloop",
         http="httptools",
         log_level=settings.log_level.lower(),
+        log_config=None,  # our handlers (logs.configure), not uvicorn's
+        access_log=False,  # it records query strings; the app logs route templates
+        limit_concurrency=settings.http_limit_concurrency,  # then 503 (reliability.md 5)
     )
+    return 0
+
+
+def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    """Bring the database to the latest revision and exit (a deployment's migration Job;
+    ``serve`` does the same at start-up, under a lock on PostgreSQL)."""
+    from service.adapters import db
+
+    logs.configure(settings.log_level, settings.log_format)
+    engine = db.create_engine(settings.database_url)
+    try:
+        db.migrate(engine)
+    finally:
+        engine.dispose()
+    logging.getLogger(__name__).info("database schema at the latest revision")
     return 0
 
 
@@ -60,6 +76,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to bind (default TR_HTTP_HOST, 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to bind (default TR_HTTP_PORT, 8000)")
     serve.set_defaults(run=_serve)
+    migrate = commands.add_parser("migrate", help="migrate the database to the latest revision")
+    migrate.set_defaults(run=_migrate)
     openapi = commands.add_parser("openapi", help="print the OpenAPI document")
     openapi.set_defaults(run=_openapi)
     assess_command.register(commands)

@@ -171,6 +171,7 @@ def commit(
     pusher: push_worker.PushWorker | None = None,
     *,
     tenant: str,
+    tally: services.Tally | None = None,
 ) -> None:
     """Store and assess one report of *tenant* in its own transaction (as ``POST
     /assessments``); then submit the timepoints whose result changed to *pusher* (PACS
@@ -185,9 +186,11 @@ def commit(
                 root_url,
                 changed=changed,
                 tenant=tenant,
+                tally=tally,
             )
     except (DomainError, OperationalError) as exc:
-        logger.info("instance %s refused: %s", instance.sop_instance, exc)
+        # the class only: the message may quote the SOP Instance UID (reliability.md 2.9)
+        logger.info("instance refused: %s", type(exc).__name__)
         refused = InstanceRefused(condition_after_reading(exc), str(exc))
         refused.sop_class, refused.sop_instance = instance.sop_class, instance.sop_instance
         raise refused from exc

@@ -13,6 +13,8 @@ is committed and assessed; a re-delivery of the same instance is a success again
 from __future__ import annotations
 
 import logging
+import uuid
+from collections.abc import Callable
 from typing import Final
 
 from pydicom.dataset import Dataset
@@ -31,7 +33,7 @@ from sqlalchemy import Engine
 
 from service.adapters import audit
 from service.config import Settings
-from service.entrypoints import dicom_status, dimse_audit
+from service.entrypoints import dicom_status, dimse_audit, logs, metrics
 from service.entrypoints.push_worker import PushWorker
 
 logger = logging.getLogger(__name__)
@@ -54,27 +56,70 @@ def handle_store(
     association's audit event (committed with the report when it is stored)."""
     with dimse_audit.storing(event, settings.tenant) as trail:
         try:
-            data = event.encoded_dataset()
-            if len(data) > settings.max_dicom_body_bytes:
-                raise dicom_status.InstanceRefused(
-                    dicom_status.Condition.LIMIT,
-                    f"data set over {settings.max_dicom_body_bytes} bytes",
+            with metrics.ingest("c-store") as tally:
+                data = event.encoded_dataset()
+                if len(data) > settings.max_dicom_body_bytes:
+                    raise dicom_status.InstanceRefused(
+                        dicom_status.Condition.LIMIT,
+                        f"data set over {settings.max_dicom_body_bytes} bytes",
+                    )
+                instance = dicom_status.read_instance(data, patient_system=settings.patient_system)
+                # DIMSE has no token: every C-STORE goes to the configured tenant (README)
+                dicom_status.commit(
+                    engine,
+                    instance,
+                    _root_url(settings),
+                    pusher,
+                    tenant=settings.tenant,
+                    tally=tally,
                 )
-            instance = dicom_status.read_instance(data, patient_system=settings.patient_system)
-            # DIMSE has no token: every C-STORE goes to the configured tenant (README)
-            dicom_status.commit(
-                engine, instance, _root_url(settings), pusher, tenant=settings.tenant
-            )
         except dicom_status.InstanceRefused as refused:
-            logger.info("C-STORE refused (%s): %s", refused.condition.name, refused)
+            _log_store(refused.status.cstore, refused.condition.name)
             trail.fail(audit.Outcome.MINOR_FAILURE, f"instance refused ({refused.condition.name})")
             return _status(refused.status.cstore, str(refused))
         except Exception:
             logger.exception("C-STORE failed")
             trail.fail(audit.Outcome.SERIOUS_FAILURE, "instance processing failure")
             status = dicom_status.STATUSES[dicom_status.Condition.PROCESSING].cstore
+            _log_store(status, dicom_status.Condition.PROCESSING.name)
             return _status(status, "processing failure")
+        _log_store(dicom_status.SUCCESS)
         return dicom_status.SUCCESS
+
+
+def _log_store(status: int, condition: str | None = None) -> None:
+    """One line per C-STORE: its status and the condition's name, never the message, which
+    may quote a value of the data set (reliability.md 2.9)."""
+    logger.info("C-STORE", extra={"dimse_status": f"0x{status:04X}", "condition": condition})
+
+
+def _association_started(event: Event) -> None:
+    """Bind an association id and the calling AE title to the association thread's lines."""
+    request = event.assoc.requestor.primitive  # the A-ASSOCIATE-RQ, set before EVT_REQUESTED
+    calling_ae = request.calling_ae_title if request is not None else ""
+    logs.bind(association_id=uuid.uuid4().hex[:16], calling_ae=calling_ae)
+
+
+def _association_outcome(outcome: str) -> Callable[[Event], None]:
+    def handle(event: Event) -> None:
+        metrics.DIMSE_ASSOCIATIONS.labels(outcome).inc()
+        logger.info("association %s", outcome)
+
+    return handle
+
+
+ASSOCIATION_HANDLERS: Final = [
+    (evt.EVT_REQUESTED, _association_started),
+    *(
+        (event, _association_outcome(outcome))
+        for event, outcome in (
+            (evt.EVT_ACCEPTED, "accepted"),
+            (evt.EVT_REJECTED, "rejected"),
+            (evt.EVT_RELEASED, "released"),
+            (evt.EVT_ABORTED, "aborted"),
+        )
+    ),
+]
 
 
 def start(
@@ -97,6 +142,7 @@ def start(
         evt_handlers=[
             (evt.EVT_C_STORE, handle_store, [engine, settings, pusher]),
             *dimse_audit.handlers(engine, settings.tenant),
+            *ASSOCIATION_HANDLERS,
         ],
     )
     assert server is not None  # block=False always returns the server

@@ -11,7 +11,17 @@ from service import __version__
 from service.adapters import db
 from service.config import Settings
 from service.entrypoints import dimse, push_worker
-from service.entrypoints.api import assessments, audit, auth, dicomweb, errors, fhir, health, ui
+from service.entrypoints.api import (
+    assessments,
+    audit,
+    auth,
+    dicomweb,
+    errors,
+    fhir,
+    health,
+    observe,
+    ui,
+)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -51,8 +61,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(fhir.router)
     app.include_router(ui.router)
     app.include_router(audit.router)
+    app.include_router(observe.router)
     errors.install(app)
     auth.document(app)
+    app.add_middleware(observe.RequestObserver)  # request id, access line, HTTP metrics
     # Added last, so outermost: every answer, a middleware's own included, is audited.
     app.add_middleware(audit.AuditMiddleware)
     return app

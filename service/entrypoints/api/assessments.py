@@ -16,7 +16,7 @@ from service import services
 from service.adapters import fhir_writer, multipart, sr_context, sr_reader
 from service.adapters.db import Store, open_store
 from service.config import Settings
-from service.entrypoints import dicom_status, push_worker
+from service.entrypoints import dicom_status, metrics, push_worker
 from service.entrypoints.api import fhir
 from service.entrypoints.api.deps import EngineDep, SettingsDep, TenantDep, public_root
 from service.entrypoints.api.dicomweb import limits
@@ -122,23 +122,24 @@ async def post_assessments(
     tenant: TenantDep,
 ) -> Response:
     """Store the measurements, then assess every timepoint they contain."""
-    answer = _answer_for(request.headers.get("accept", ""))
-    media_type = _media_type(request)
-    reader = _READERS.get(media_type)
-    if reader is None:
-        raise HttpProblem(
-            415,
-            "not-supported",
-            f"Content-Type {media_type or '(none)'} is not one of {', '.join(_READERS)}",
-        )
-    data = await read_body(request, settings.max_dicom_body_bytes)
-    inbound = reader(data, request, settings, tenant)
-    pusher = request.app.state.push_worker
-    with (
-        push_worker.collect(pusher, query.criteria, query.params, query.setting) as changed,
-        open_store(engine) as store,
-    ):
-        return answer(store, inbound, query, request, changed, tenant)
+    with metrics.ingest("assessments-http") as tally:
+        answer = _answer_for(request.headers.get("accept", ""))
+        media_type = _media_type(request)
+        reader = _READERS.get(media_type)
+        if reader is None:
+            raise HttpProblem(
+                415,
+                "not-supported",
+                f"Content-Type {media_type or '(none)'} is not one of {', '.join(_READERS)}",
+            )
+        data = await read_body(request, settings.max_dicom_body_bytes)
+        inbound = reader(data, request, settings, tenant)
+        pusher = request.app.state.push_worker
+        with (
+            push_worker.collect(pusher, query.criteria, query.params, query.setting) as changed,
+            open_store(engine) as store,
+        ):
+            return answer(store, inbound, query, request, changed, tenant, tally)
 
 
 def _bundle(
@@ -148,6 +149,7 @@ def _bundle(
     request: Request,
     changed: list[services.Change],
     tenant: str,
+    tally: services.Tally,
 ) -> Response:
     """The FHIR answer: the assessment Bundle of every timepoint of the input."""
     bundle = services.assess_reports(
@@ -159,6 +161,7 @@ def _bundle(
         setting=query.setting,
         changed=changed,
         tenant=tenant,
+        tally=tally,
     )
     return Response(fhir_writer.dumps(bundle), media_type=FHIR_JSON)
 
@@ -170,17 +173,32 @@ def _dicom_sr(
     request: Request,
     changed: list[services.Change],
     tenant: str,
+    tally: services.Tally,
 ) -> Response:
     """The DICOM answer: the newest timepoint's assessment as an SR (contract section 2).
     No result is stored, so *changed* stays empty: the client has the SR itself."""
     sr = services.assess_newest_as_sr(
-        store, inbound, query.criteria, query.params, setting=query.setting, tenant=tenant
+        store,
+        inbound,
+        query.criteria,
+        query.params,
+        setting=query.setting,
+        tenant=tenant,
+        tally=tally,
     )
     return Response(sr, media_type=DICOM)
 
 
 _Answer = Callable[
-    [Store, list[services.Inbound], AssessmentQuery, Request, list[services.Change], str],
+    [
+        Store,
+        list[services.Inbound],
+        AssessmentQuery,
+        Request,
+        list[services.Change],
+        str,
+        services.Tally,
+    ],
     Response,
 ]
 

@@ -25,12 +25,13 @@ from fastapi.responses import Response
 from service.adapters import multipart
 from service.adapters.fhir_writer import Resource, dumps
 from service.config import Settings
-from service.entrypoints import dicom_status
+from service.entrypoints import dicom_status, metrics
 from service.entrypoints.api.deps import EngineDep, SettingsDep, TenantDep, public_root
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/dicomweb", tags=["dicomweb"])
 
+CHANNEL = "stow-rs"  # of the ingest metrics
 DICOM = "application/dicom"
 DICOM_JSON = "application/dicom+json"
 MULTIPART_RELATED = "multipart/related"
@@ -101,7 +102,8 @@ async def _stow(
     try:
         parts = await _read_parts(request, content_type, settings)
     except _Refusal as refusal:
-        logger.info("STOW-RS request refused (%d): %s", refusal.status, refusal)
+        logger.info("STOW-RS request refused", extra={"status": refusal.status})
+        metrics.refused(CHANNEL, f"http-{refusal.status}")
         return refusal.response()
     stored: list[dicom_status.Instance] = []
     failed: list[dicom_status.InstanceRefused] = []
@@ -110,12 +112,14 @@ async def _stow(
         try:
             readable.append(_read_part(part, settings, study))
         except dicom_status.InstanceRefused as refused:
+            metrics.refused(CHANNEL, metrics.reason_class(refused))
             failed.append(refused)
     root_url = public_root(request)
+    pusher = request.app.state.push_worker
     for instance in sorted(readable, key=lambda item: item.inbound.report.date):
         try:
-            pusher = request.app.state.push_worker
-            dicom_status.commit(engine, instance, root_url, pusher, tenant=tenant)
+            with metrics.ingest(CHANNEL) as tally:
+                dicom_status.commit(engine, instance, root_url, pusher, tenant=tenant, tally=tally)
         except dicom_status.InstanceRefused as refused:
             failed.append(refused)
         else:

@@ -3,13 +3,12 @@ reliability.md section 4).
 
 Domain errors map by class (most specific along the MRO); transport problems
 found at the edge raise :class:`HttpProblem`; anything else is a 500 that shows
-only a correlation id and logs the traceback.
+only a correlation id and logs the traceback (:func:`internal_error`).
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -116,8 +115,10 @@ async def _starlette_http(request: Request, exc: Exception) -> Response:
     )
 
 
-async def _unexpected(request: Request, exc: Exception) -> Response:
-    incident = uuid.uuid4().hex
+def internal_error(incident: str) -> Response:
+    """The 500 answer to an exception no handler took: only the correlation id
+    *incident* (the request id); the traceback goes to the log. Call it while handling
+    the exception (:class:`service.entrypoints.api.observe.RequestObserver` does)."""
     logger.exception("unexpected error, incident %s", incident)
     return outcome_response(
         500, operation_outcome("exception", f"internal error; incident {incident}")
@@ -130,4 +131,3 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(HttpProblem, _http_problem)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _starlette_http)
-    app.add_exception_handler(Exception, _unexpected)

@@ -39,7 +39,7 @@ from service.domain.errors import (
     UnsupportedInput,
 )
 from service.domain.model import AssessmentParameters, PatientIdentity
-from service.entrypoints import push_worker
+from service.entrypoints import metrics, push_worker
 from service.entrypoints.api import auth
 from service.entrypoints.api.deps import EngineDep, SettingsDep, TenantDep, public_root
 from service.entrypoints.api.errors import (
@@ -50,6 +50,7 @@ from service.entrypoints.api.errors import (
 )
 
 router = APIRouter(prefix="/fhir", tags=["fhir"])
+CHANNEL: Final = "fhir"  # of the ingest metrics
 
 MIB: Final = 1024 * 1024
 MAX_RESOURCE_BYTES: Final = 4 * MIB  # reliability.md section 5
@@ -555,6 +556,7 @@ def _store_input(
     received: _Received,
     request: Request,
     tenant: str,
+    tally: services.Tally,
 ) -> list[tuple[StoredResource, bool]]:
     """Store and assess in one transaction; per input resource its index entry and
     whether it is new. Changed results are then pushed to the PACS, if one is set."""
@@ -572,6 +574,7 @@ def _store_input(
             public_root(request),
             changed=changed,
             tenant=tenant,
+            tally=tally,
         )
         return [
             (store.resource(kind, resource_id, tenant), not before)
@@ -599,18 +602,20 @@ async def create_observation(
     request: Request, settings: SettingsDep, engine: EngineDep, tenant: TenantDep
 ) -> Response:
     """Create a measurement Observation; ``If-None-Exist`` makes it conditional."""
-    negotiate(request)
-    document = await _body(request, MAX_RESOURCE_BYTES)
-    if not isinstance(document, dict) or document.get("resourceType") != "Observation":
-        raise InvalidInput("POST /fhir/Observation takes an Observation", "resourceType")
-    condition = request.headers.get("if-none-exist")
-    if condition:
-        with open_store(engine) as store:
-            match = _conditional_match(store, condition, tenant)
-        if match is not None:
-            return _write_answer(request, 200, match, "an Observation matches If-None-Exist")
-    inbound, received = _read(document, request, settings, tenant)
-    stored, created = _store_input(engine, inbound, received, request, tenant)[0]
+    with metrics.ingest(CHANNEL) as tally:
+        negotiate(request)
+        document = await _body(request, MAX_RESOURCE_BYTES)
+        if not isinstance(document, dict) or document.get("resourceType") != "Observation":
+            raise InvalidInput("POST /fhir/Observation takes an Observation", "resourceType")
+        condition = request.headers.get("if-none-exist")
+        if condition:
+            with open_store(engine) as store:
+                match = _conditional_match(store, condition, tenant)
+            if match is not None:
+                tally.redelivered += 1
+                return _write_answer(request, 200, match, "an Observation matches If-None-Exist")
+        inbound, received = _read(document, request, settings, tenant)
+        stored, created = _store_input(engine, inbound, received, request, tenant, tally)[0]
     message = "created" if created else "already stored with the same content"
     return _write_answer(request, 201 if created else 200, stored, message)
 
@@ -634,7 +639,12 @@ def _check_entries(entries: list[Any]) -> None:
 
 
 def _transaction(
-    document: Resource, request: Request, settings: Settings, engine: Any, tenant: str
+    document: Resource,
+    request: Request,
+    settings: Settings,
+    engine: Any,
+    tenant: str,
+    tally: services.Tally,
 ) -> list[Resource]:
     """All entries or none: conditional matches answered, the rest stored together."""
     entries: list[Any] = document.get("entry") or []
@@ -651,14 +661,19 @@ def _transaction(
     if rest:
         subset = {**document, "type": "transaction", "entry": [entries[i] for i in rest]}
         inbound, received = _read(subset, request, settings, tenant)
-        stored = _store_input(engine, inbound, received, request, tenant)
+        stored = _store_input(engine, inbound, received, request, tenant, tally)
         for index, (resource, created) in zip(rest, stored, strict=True):
             answers[index] = _entry_response(resource, created)
     return [{"response": answers[index]} for index in range(len(entries))]
 
 
 def _batch(
-    document: Resource, request: Request, settings: Settings, engine: Any, tenant: str
+    document: Resource,
+    request: Request,
+    settings: Settings,
+    engine: Any,
+    tenant: str,
+    tally: services.Tally,
 ) -> list[Resource]:
     """Each entry on its own; a failed entry answers with its OperationOutcome."""
     found = []
@@ -666,7 +681,7 @@ def _batch(
         single = {"resourceType": "Bundle", "type": "transaction", "entry": [entry]}
         try:
             _check_entries([entry])
-            found.extend(_transaction(single, request, settings, engine, tenant))
+            found.extend(_transaction(single, request, settings, engine, tenant, tally))
         except DomainError as exc:
             status, outcome = domain_outcome(exc)
             found.append({"response": {"status": str(status), "outcome": outcome}})
@@ -687,21 +702,22 @@ async def post_bundle(
     request: Request, settings: SettingsDep, engine: EngineDep, tenant: TenantDep
 ) -> Response:
     """A ``transaction`` (all or nothing) or ``batch`` (per entry) Bundle."""
-    negotiate(request)
-    document = await _body(request, MAX_BUNDLE_BYTES)
-    if not isinstance(document, dict) or document.get("resourceType") != "Bundle":
-        raise InvalidInput("POST /fhir takes a Bundle", "resourceType")
-    fhir_reader.resources_of(document)  # types and limits, before anything is stored
-    kind = document.get("type")
-    if kind in ("transaction", "batch"):
-        audit.note_interaction(kind)
-    if kind == "transaction":
-        entries = _transaction(document, request, settings, engine, tenant)
-    elif kind == "batch":
-        entries = _batch(document, request, settings, engine, tenant)
-    else:
-        raise UnsupportedInput(
-            f"POST /fhir takes a transaction or batch Bundle, not {kind!r}", "Bundle.type"
-        )
+    with metrics.ingest(CHANNEL) as tally:
+        negotiate(request)
+        document = await _body(request, MAX_BUNDLE_BYTES)
+        if not isinstance(document, dict) or document.get("resourceType") != "Bundle":
+            raise InvalidInput("POST /fhir takes a Bundle", "resourceType")
+        fhir_reader.resources_of(document)  # types and limits, before anything is stored
+        kind = document.get("type")
+        if kind in ("transaction", "batch"):
+            audit.note_interaction(kind)
+        if kind == "transaction":
+            entries = _transaction(document, request, settings, engine, tenant, tally)
+        elif kind == "batch":
+            entries = _batch(document, request, settings, engine, tenant, tally)
+        else:
+            raise UnsupportedInput(
+                f"POST /fhir takes a transaction or batch Bundle, not {kind!r}", "Bundle.type"
+            )
     answer = {"resourceType": "Bundle", "type": f"{kind}-response", "entry": entries}
     return FhirResponse(fhir_writer.dumps(answer))
