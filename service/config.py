@@ -62,6 +62,22 @@ class Settings(BaseSettings):
     stow_max_preamble_epilogue_bytes: int = Field(
         default=64 * 1024, description="largest multipart preamble plus epilogue"
     )
+    fhir_max_resource_bytes: int = Field(
+        default=4 * MIB, ge=1, description="largest FHIR resource body (POST /fhir/Observation)"
+    )
+    fhir_max_bundle_bytes: int = Field(
+        default=16 * MIB, ge=1, description="largest FHIR Bundle body (POST /fhir, /assessments)"
+    )
+    json_max_depth: int = Field(default=32, ge=1, description="deepest JSON nesting accepted")
+    json_max_array_items: int = Field(
+        default=10_000, ge=1, description="most items in one JSON array"
+    )
+    json_max_string_bytes: int = Field(
+        default=MIB, ge=1, description="longest JSON string, in bytes as written"
+    )
+    json_max_number_chars: int = Field(
+        default=50, ge=1, description="most characters in one JSON number"
+    )
     public_base_url: str | None = Field(
         default=None,
         description="the service's external root URL (e.g. https://host/tumour-response) in "

@@ -4,9 +4,12 @@ FHIR JSON is RFC 8259 JSON with stricter rules the standard library does not app
 
 * no ``NaN`` / ``Infinity`` (the FHIR ``decimal`` grammar has no such values);
 * no duplicate member names (json.html: "a property SHALL NOT appear more than once");
-* nesting at most :data:`MAX_DEPTH` levels, checked by a pre-scan before parsing, so a
-  megabyte of ``[`` costs one regular-expression pass and never a deep recursion;
-* at most :data:`MAX_NUMBER_CHARS` characters per number;
+* the caps of :class:`JsonLimits` (reliability.md section 5; ``TR_JSON_*`` settings):
+  nesting depth, checked by a pre-scan before parsing, so a megabyte of ``[`` costs one
+  regular-expression pass and never a deep recursion; items per array and bytes per
+  string (as written, escapes included), checked by a scan that runs only when the
+  document is big enough to break them (more commas than the array cap, more bytes than
+  the string cap), so the usual small body pays nothing; characters per number;
 * UTF-8 only.
 
 Numbers with a fraction or exponent become :class:`~decimal.Decimal` (criteria.md
@@ -17,34 +20,53 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from decimal import Decimal
+from functools import partial
 from typing import Any, Final
 
 from service.domain.errors import InvalidInput, TooCostly
 
-MAX_DEPTH: Final = 32
-MAX_NUMBER_CHARS: Final = 50
+MIB: Final = 1024 * 1024
 
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _BRACKET = re.compile(rb"[\[\]{}]")
+_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{},]', re.DOTALL)
 _OPENING = frozenset(b"[{")
+_ARRAY = ord("[")
+
+
+@dataclass(frozen=True, slots=True)
+class JsonLimits:
+    """What one document may hold (reliability.md section 5)."""
+
+    max_depth: int = 32
+    max_array_items: int = 10_000
+    max_string_bytes: int = MIB
+    max_number_chars: int = 50
+
+
+DEFAULT_LIMITS: Final = JsonLimits()
 
 
 class MalformedJson(InvalidInput):
     """Not JSON, or JSON that FHIR forbids (NaN, Infinity, duplicate keys, not UTF-8)."""
 
 
-def loads(data: bytes, max_depth: int = MAX_DEPTH) -> Any:
+def loads(data: bytes, limits: JsonLimits = DEFAULT_LIMITS) -> Any:
     """Parse *data* with the rules above; raise :class:`MalformedJson` or
     :class:`TooCostly`."""
-    check_depth(data, max_depth)
+    check_depth(data, limits.max_depth)
+    if data.count(b",") >= limits.max_array_items or len(data) > limits.max_string_bytes:
+        check_sizes(data, limits)
+    number = partial(_number_text, limits.max_number_chars)
     try:
         text = data.decode("utf-8")
         return json.loads(
             text,
             object_pairs_hook=_object,
-            parse_float=_decimal,
-            parse_int=_integer,
+            parse_float=lambda text: Decimal(number(text)),
+            parse_int=lambda text: int(number(text)),
             parse_constant=_constant,
         )
     except UnicodeDecodeError as exc:
@@ -53,7 +75,7 @@ def loads(data: bytes, max_depth: int = MAX_DEPTH) -> Any:
         raise MalformedJson(f"invalid JSON: {exc.msg} at line {exc.lineno}") from None
 
 
-def check_depth(data: bytes, max_depth: int = MAX_DEPTH) -> None:
+def check_depth(data: bytes, max_depth: int = DEFAULT_LIMITS.max_depth) -> None:
     """Raise :class:`TooCostly` when arrays and objects nest deeper than *max_depth*."""
     depth = 0
     for match in _BRACKET.finditer(_STRING.sub(b"", data)):
@@ -65,6 +87,27 @@ def check_depth(data: bytes, max_depth: int = MAX_DEPTH) -> None:
             depth -= 1
 
 
+def check_sizes(data: bytes, limits: JsonLimits = DEFAULT_LIMITS) -> None:
+    """Raise :class:`TooCostly` when an array has more than ``max_array_items`` items or
+    a string more than ``max_string_bytes`` bytes (one pass; depth already bounded)."""
+    counts: list[int] = []  # per open container: commas seen, or -1 for an object
+    for match in _TOKEN.finditer(data):
+        token = match.group()
+        first = token[0]
+        if first == 0x22:  # '"'
+            if len(token) - 2 > limits.max_string_bytes:
+                raise TooCostly(f"a JSON string is longer than {limits.max_string_bytes} bytes")
+        elif first == 0x2C:  # ','
+            if counts and counts[-1] >= 0:
+                counts[-1] += 1
+                if counts[-1] >= limits.max_array_items:
+                    raise TooCostly(f"a JSON array has more than {limits.max_array_items} items")
+        elif first in _OPENING:
+            counts.append(0 if first == _ARRAY else -1)
+        elif counts:
+            counts.pop()
+
+
 def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for key, value in pairs:
@@ -74,18 +117,10 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return found
 
 
-def _number_text(text: str) -> str:
-    if len(text) > MAX_NUMBER_CHARS:
-        raise TooCostly(f"a JSON number has more than {MAX_NUMBER_CHARS} characters")
+def _number_text(max_chars: int, text: str) -> str:
+    if len(text) > max_chars:
+        raise TooCostly(f"a JSON number has more than {max_chars} characters")
     return text
-
-
-def _decimal(text: str) -> Decimal:
-    return Decimal(_number_text(text))
-
-
-def _integer(text: str) -> int:
-    return int(_number_text(text))
 
 
 def _constant(name: str) -> Any:

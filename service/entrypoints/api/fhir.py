@@ -52,9 +52,6 @@ from service.entrypoints.api.errors import (
 router = APIRouter(prefix="/fhir", tags=["fhir"])
 CHANNEL: Final = "fhir"  # of the ingest metrics
 
-MIB: Final = 1024 * 1024
-MAX_RESOURCE_BYTES: Final = 4 * MIB  # reliability.md section 5
-MAX_BUNDLE_BYTES: Final = 16 * MIB
 FHIR_VERSION: Final = "4.0.1"
 READABLE: Final = ("DiagnosticReport", "Observation", "BodyStructure", "Patient")
 _JSON_TYPES: Final = frozenset({"application/fhir+json", "application/json"})
@@ -121,26 +118,40 @@ def _require_json_body(request: Request) -> None:
         )
 
 
-def parse_fhir(data: bytes, limit: int = MAX_BUNDLE_BYTES) -> Any:
-    """Strict JSON within the size limits of reliability.md section 5."""
+def json_limits(settings: Settings) -> strict_json.JsonLimits:
+    """The JSON caps of *settings* (reliability.md section 5)."""
+    return strict_json.JsonLimits(
+        max_depth=settings.json_max_depth,
+        max_array_items=settings.json_max_array_items,
+        max_string_bytes=settings.json_max_string_bytes,
+        max_number_chars=settings.json_max_number_chars,
+    )
+
+
+def parse_fhir(data: bytes, settings: Settings, limit: int | None = None) -> Any:
+    """Strict JSON within the size limits of *settings* (reliability.md section 5): the
+    body at most *limit* (default the Bundle limit), a resource other than a Bundle at
+    most the resource limit."""
+    limit = settings.fhir_max_bundle_bytes if limit is None else limit
     if len(data) > limit:
         raise TooLarge(f"the body is over {limit} bytes")
-    document = strict_json.loads(data)
+    document = strict_json.loads(data, json_limits(settings))
+    resource_limit = settings.fhir_max_resource_bytes
     if (
         isinstance(document, dict)
         and document.get("resourceType") != "Bundle"
-        and len(data) > MAX_RESOURCE_BYTES
+        and len(data) > resource_limit
     ):
-        raise TooLarge(f"a resource over {MAX_RESOURCE_BYTES} bytes")
+        raise TooLarge(f"a resource over {resource_limit} bytes")
     return document
 
 
-async def _body(request: Request, limit: int) -> Any:
+async def _body(request: Request, settings: Settings, limit: int) -> Any:
     # assessments imports this module for its FHIR reader: import its body reader late
     from service.entrypoints.api.assessments import read_body
 
     _require_json_body(request)
-    return parse_fhir(await read_body(request, limit), limit)
+    return parse_fhir(await read_body(request, limit), settings, limit)
 
 
 # -- reading input into reports ------------------------------------------------------------
@@ -245,7 +256,7 @@ def read_assessment_body(
     data: bytes, request: Request, settings: Settings, tenant: str
 ) -> list[services.Inbound]:
     """``POST /assessments`` with ``application/fhir+json``: an Observation or a Bundle."""
-    return _read(parse_fhir(data), request, settings, tenant)[0]
+    return _read(parse_fhir(data, settings), request, settings, tenant)[0]
 
 
 # -- answers ------------------------------------------------------------------------------
@@ -604,7 +615,7 @@ async def create_observation(
     """Create a measurement Observation; ``If-None-Exist`` makes it conditional."""
     with metrics.ingest(CHANNEL) as tally:
         negotiate(request)
-        document = await _body(request, MAX_RESOURCE_BYTES)
+        document = await _body(request, settings, settings.fhir_max_resource_bytes)
         if not isinstance(document, dict) or document.get("resourceType") != "Observation":
             raise InvalidInput("POST /fhir/Observation takes an Observation", "resourceType")
         condition = request.headers.get("if-none-exist")
@@ -704,7 +715,7 @@ async def post_bundle(
     """A ``transaction`` (all or nothing) or ``batch`` (per entry) Bundle."""
     with metrics.ingest(CHANNEL) as tally:
         negotiate(request)
-        document = await _body(request, MAX_BUNDLE_BYTES)
+        document = await _body(request, settings, settings.fhir_max_bundle_bytes)
         if not isinstance(document, dict) or document.get("resourceType") != "Bundle":
             raise InvalidInput("POST /fhir takes a Bundle", "resourceType")
         fhir_reader.resources_of(document)  # types and limits, before anything is stored
