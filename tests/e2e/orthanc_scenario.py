@@ -10,6 +10,10 @@ service as DICOM modality ``us`` and DICOMweb server ``us``), uploads two SRs to
 over its REST API, asks Orthanc to forward one with ``/modalities/us/store`` and the
 other with ``/dicom-web/servers/us/stow``, and prints what happened as JSON for the
 test to check. Usage: ``python -m tests.e2e.orthanc_scenario WORKDIR``.
+
+With ``deploy`` after WORKDIR it runs Orthanc with ``deploy/orthanc/orthanc.json`` instead
+(ports, folders and the service's host adapted) and checks that an SR uploaded to Orthanc
+reaches the service through the shipped Lua script alone (README "Deploying").
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -34,6 +40,8 @@ DICOMWEB_PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
 STARTUP_SECONDS = 60
 DATABASE = "sqlite:///{}/e2e.db"  # a file: PostgreSQL is outside the namespace
 ROUTES = {"C-STORE": "ORTHANC-DIMSE", "STOW-RS": "ORTHANC-STOW"}  # route -> patient id
+AUTOROUTED = "ORTHANC-LUA"
+DEPLOY_ORTHANC = Path(__file__).resolve().parents[2] / "deploy" / "orthanc"
 
 
 def _orthanc_config(workdir: Path, http_port: int, dicom_port: int, us: str, dimse: int) -> Path:
@@ -83,17 +91,28 @@ def _stored_version(database_url: str, patient_id: str) -> int | None:
         engine.dispose()
 
 
+@contextmanager
+def _orthanc(workdir: Path, config: Path, http_port: int) -> Iterator[str]:
+    """Run Orthanc with *config*; yield its REST base URL."""
+    log = (workdir / "orthanc.log").open("wb")
+    orthanc = subprocess.Popen(["Orthanc", str(config)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        base = f"http://127.0.0.1:{http_port}"
+        _wait(f"{base}/system", orthanc)
+        yield base
+    finally:
+        orthanc.terminate()
+        orthanc.wait(timeout=30)
+        log.close()
+
+
 def run(workdir: Path) -> dict[str, Any]:
     dimse = free_port()
     outcome: dict[str, Any] = {}
     with running_server(workdir, DATABASE.format(workdir), TR_DIMSE_PORT=str(dimse)) as us:
         http_port, dicom_port = free_port(), free_port()
         config = _orthanc_config(workdir, http_port, dicom_port, us, dimse)
-        log = (workdir / "orthanc.log").open("wb")
-        orthanc = subprocess.Popen(["Orthanc", str(config)], stdout=log, stderr=subprocess.STDOUT)
-        try:
-            base = f"http://127.0.0.1:{http_port}"
-            _wait(f"{base}/system", orthanc)
+        with _orthanc(workdir, config, http_port) as base:
             for route, patient in ROUTES.items():
                 sr = make_sr(
                     patient_id=patient,
@@ -115,12 +134,49 @@ def run(workdir: Path) -> dict[str, Any]:
                     "orthanc_answer": forwarded.text,
                     "version": _stored_version(DATABASE.format(workdir), patient),
                 }
-        finally:
-            orthanc.terminate()
-            orthanc.wait(timeout=30)
-            log.close()
     return outcome
 
 
+def _deploy_config(workdir: Path, http_port: int, dicom_port: int, dimse: int) -> Path:
+    """deploy/orthanc/orthanc.json as shipped, with this run's ports, folders and hosts:
+    its modality entry (AE title) and its forwarding script are kept."""
+    config = json.loads((DEPLOY_ORTHANC / "orthanc.json").read_text())
+    (modality,) = config["DicomModalities"]
+    aet = config["DicomModalities"][modality][0]
+    config.update(
+        StorageDirectory=str(workdir / "orthanc-storage"),
+        IndexDirectory=str(workdir / "orthanc-index"),
+        HttpPort=http_port,
+        DicomPort=dicom_port,
+        RemoteAccessAllowed=False,
+        AuthenticationEnabled=False,
+        DicomModalities={modality: [aet, "127.0.0.1", dimse]},
+        LuaScripts=[str(DEPLOY_ORTHANC / Path(script).name) for script in config["LuaScripts"]],
+    )
+    path = workdir / "orthanc-deploy.json"
+    path.write_text(json.dumps(config))
+    return path
+
+
+def run_deploy_forwarding(workdir: Path) -> dict[str, Any]:
+    """An SR uploaded to Orthanc (REST) reaches the service by the deploy/ Lua script alone."""
+    dimse = free_port()
+    with running_server(workdir, TR_DIMSE_PORT=str(dimse)):
+        http_port, dicom_port = free_port(), free_port()
+        config = _deploy_config(workdir, http_port, dicom_port, dimse)
+        with _orthanc(workdir, config, http_port) as base:
+            sr = make_sr(
+                patient_id=AUTOROUTED, study_date="20240105", lesions=[LesionSpec("T1", 30)]
+            )
+            uploaded = httpx.post(f"{base}/instances", content=sr_bytes(sr), timeout=30)
+            deadline = time.monotonic() + STARTUP_SECONDS
+            version = None
+            while version is None and time.monotonic() < deadline:
+                time.sleep(0.5)
+                version = _stored_version(workdir / "e2e.db", AUTOROUTED)
+    return {"orthanc_status": uploaded.status_code, "version": version}
+
+
 if __name__ == "__main__":
-    json.dump(run(Path(sys.argv[1])), sys.stdout)
+    scenario = run_deploy_forwarding if sys.argv[2:] == ["deploy"] else run
+    json.dump(scenario(Path(sys.argv[1])), sys.stdout)

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,10 +30,11 @@ pytestmark = [
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_orthanc_forwards_by_cstore_and_by_stow(tmp_path: Path) -> None:
-    inside = f'ip link set lo up && exec "{sys.executable}" -m tests.e2e.orthanc_scenario "$0"'
+def _scenario(tmp_path: Path, *args: str) -> tuple[dict[str, Any], str]:
+    """Run orthanc_scenario in the namespace; its outcome and the processes' logs."""
+    inside = f'ip link set lo up && exec "{sys.executable}" -m tests.e2e.orthanc_scenario "$@"'
     result = subprocess.run(
-        ["unshare", "-rn", "sh", "-c", inside, str(tmp_path)],
+        ["unshare", "-rn", "sh", "-c", inside, "sh", str(tmp_path), *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -44,7 +46,18 @@ def test_orthanc_forwards_by_cstore_and_by_stow(tmp_path: Path) -> None:
         for log in tmp_path.glob("*.log")
     )
     assert result.returncode == 0, result.stderr[-3000:] + logs
-    outcome = json.loads(result.stdout)
+    outcome: dict[str, Any] = json.loads(result.stdout)
+    return outcome, logs
+
+
+def test_orthanc_forwards_by_cstore_and_by_stow(tmp_path: Path) -> None:
+    outcome, logs = _scenario(tmp_path)
     for route in ("C-STORE", "STOW-RS"):
         assert outcome[route]["orthanc_status"] == 200, outcome[route]["orthanc_answer"] + logs
         assert outcome[route]["version"] == 1, (route, logs)  # stored and assessed
+
+
+def test_the_deploy_orthanc_config_forwards_stored_srs_by_its_lua_script(tmp_path: Path) -> None:
+    outcome, logs = _scenario(tmp_path, "deploy")
+    assert outcome["orthanc_status"] == 200, logs
+    assert outcome["version"] == 1, logs  # forwarded by OnStoredInstance, stored and assessed
