@@ -133,7 +133,8 @@ def test_compose_wires_the_service_postgres_and_orthanc() -> None:
         postgres["environment"]["POSTGRES_PASSWORD"],
         postgres["environment"]["POSTGRES_DB"],
     )
-    published = {int(port.split(":")[1]) for port in service["ports"]}
+    published = {int(port.split(":")[-1]) for port in service["ports"]}
+    assert all(port.startswith("127.0.0.1:") for port in service["ports"])  # auth is off
     assert published == {int(environment["TR_HTTP_PORT"]), int(environment["TR_DIMSE_PORT"])}
     assert service["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
@@ -189,6 +190,8 @@ def test_the_deployment_probes_ports_and_settings_match_the_service() -> None:
     objects = _manifests()
     config = objects["ConfigMap"]["data"]
     assert set(config) <= SETTINGS
+    # auth on, or the pods refuse to start on 0.0.0.0 (README "Authentication and tenants")
+    assert Settings(_env_file=None, **{k[3:].lower(): v for k, v in config.items()}).auth_enabled  # type: ignore[call-arg]
     (container,) = _pod_spec("Deployment")["containers"]
     ports = {port["name"]: port["containerPort"] for port in container["ports"]}
     assert ports == {"http": int(config["TR_HTTP_PORT"]), "dimse": int(config["TR_DIMSE_PORT"])}
