@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
+from service.entrypoints.api import auth
 from tests.fhir_factory import measurement_bundle
 from tests.sr_factory import LesionSpec, make_sr, sr_bytes
 
@@ -53,12 +54,16 @@ async def test_every_answer_has_a_request_id_even_404(client: httpx.AsyncClient)
 
 
 async def test_an_unexpected_error_is_a_500_naming_only_the_request_id(
-    app: FastAPI, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     async def boom() -> None:
         raise RuntimeError("secret P-999 value")
 
     app.add_api_route("/boom/{patient}", boom)
+    monkeypatch.setitem(auth.ROUTE_SCOPES, ("GET", "/boom/{patient}"), auth.PUBLIC)
     before = _value("tr_http_requests_total", method="GET", route="/boom/{patient}", status="500")
     answer = await client.get("/boom/P-999", headers={"X-Request-ID": "incident-42-abcdef"})
     assert answer.status_code == 500

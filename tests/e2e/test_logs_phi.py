@@ -190,8 +190,8 @@ def _traffic(base: str, dimse_port: int, tmp_path: Path) -> list[str]:
     call("GET", "/fhir/DiagnosticReport", params={"subject": f"Patient/{patient_id}"})
     call("GET", "/fhir/DiagnosticReport", params={"date": BIRTH_DATE})
     call("GET", f"/fhir/Patient/{PATIENT_ID}")
-    call("GET", f"/patients/{patient_id}")
-    call("GET", f"/patients/{PATIENT_ID}")
+    assert call("GET", f"/ui/patients/{patient_id}").status_code == 200
+    call("GET", f"/ui/patients/{PATIENT_ID}")
     call("GET", f"/{PATIENT_ID}", headers={"X-Request-ID": f"{ACCESSION} !"})
     metrics = call("GET", "/metrics").text
     assert 'channel="c-store",outcome="stored"' in metrics
