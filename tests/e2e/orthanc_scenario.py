@@ -161,7 +161,7 @@ def _deploy_config(workdir: Path, http_port: int, dicom_port: int, dimse: int) -
 def run_deploy_forwarding(workdir: Path) -> dict[str, Any]:
     """An SR uploaded to Orthanc (REST) reaches the service by the deploy/ Lua script alone."""
     dimse = free_port()
-    with running_server(workdir, TR_DIMSE_PORT=str(dimse)):
+    with running_server(workdir, DATABASE.format(workdir), TR_DIMSE_PORT=str(dimse)):
         http_port, dicom_port = free_port(), free_port()
         config = _deploy_config(workdir, http_port, dicom_port, dimse)
         with _orthanc(workdir, config, http_port) as base:
@@ -173,7 +173,7 @@ def run_deploy_forwarding(workdir: Path) -> dict[str, Any]:
             version = None
             while version is None and time.monotonic() < deadline:
                 time.sleep(0.5)
-                version = _stored_version(workdir / "e2e.db", AUTOROUTED)
+                version = _stored_version(DATABASE.format(workdir), AUTOROUTED)
     return {"orthanc_status": uploaded.status_code, "version": version}
 
 
