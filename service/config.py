@@ -29,6 +29,12 @@ class Settings(BaseSettings):
         default="sqlite:///./data/tumour-response.db",
         description="SQLAlchemy URL: sqlite:///PATH or postgresql+psycopg://USER@HOST/DB",
     )
+    database_lock_timeout: float = Field(
+        default=5,
+        gt=0,
+        description="SQLite: seconds a transaction waits for the write lock before the "
+        "request is answered 503 (busy_timeout)",
+    )
     http_host: str = Field(default="127.0.0.1", description="address `serve` binds to")
     http_port: int = Field(default=8000, description="port `serve` binds to")
     patient_system: str = Field(
@@ -83,6 +89,12 @@ class Settings(BaseSettings):
         description="the service's external root URL (e.g. https://host/tumour-response) in "
         "Bundle fullUrls and report links; default: the request's own, or "
         "http://TR_HTTP_HOST:TR_HTTP_PORT for DIMSE",
+    )
+    shutdown_grace: int = Field(
+        default=25,
+        ge=1,
+        description="on SIGTERM, seconds in-flight requests get to finish before the "
+        "process exits anyway (new connections are refused at once)",
     )
     log_level: str = Field(
         default="INFO",

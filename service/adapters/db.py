@@ -9,7 +9,13 @@ section 2.3, "Persistence"). SQLAlchemy Core, not the ORM, is used on the hot pa
 * :func:`migrate` upgrades the schema to the latest Alembic revision shipped in
   ``migrations/``.
 * :func:`open_store` is the unit of work: one transaction per ingest, committed on
-  success and rolled back on any exception.
+  success and rolled back on any exception. A database that does not answer (down,
+  disconnected, locked beyond the busy timeout) raises the domain's
+  :class:`~service.domain.errors.Unavailable`, so nothing above this module knows
+  SQLAlchemy's errors (reliability.md section 4, "DB unavailable").
+* :func:`transaction` runs a unit of work again after a serialization failure or a
+  deadlock, 3 attempts with jittered backoff, then raises Unavailable (reliability.md
+  section 5).
 
 Re-delivery is idempotent: a document is unique per (tenant, uid), and the unique
 constraint, not a prior SELECT, decides races between concurrent ingests.
@@ -17,24 +23,28 @@ constraint, not a prior SELECT, decides races between concurrent ingests.
 
 from __future__ import annotations
 
+import logging
+import random
+import sqlite3
+import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine, Row, make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, TimeoutError as PoolTimeout
 
 from service.adapters import audit, db_schema as schema
 from service.adapters.db_schema import DEFAULT_TENANT
-from service.domain.errors import Conflict, NotFound
+from service.domain.errors import Conflict, NotFound, Unavailable
 from service.domain.model import (
     ClinicalSetting,
     Code,
@@ -54,7 +64,24 @@ from service.domain.model import (
     TimepointReport,
 )
 
-SQLITE_PRAGMAS = ("busy_timeout=5000", "journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON")
+SQLITE_PRAGMAS = ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON")
+DEFAULT_LOCK_TIMEOUT_SECONDS = 5.0  # SQLite busy_timeout: wait for the write lock
+
+# reliability.md section 3 "DB outage": a request ends within 10 s, so connecting to a
+# PostgreSQL that does not answer gives up after 5.
+PG_CONNECT_TIMEOUT_SECONDS = 5
+
+# reliability.md section 5: serialization failure / deadlock, 3 attempts in all.
+ATTEMPTS = 3
+BACKOFF_SECONDS = 0.05  # attempt n sleeps uniform(0, BACKOFF_SECONDS * 2**n)
+_RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization_failure, deadlock
+RETRY_AFTER_SECONDS = 5  # what a client is told to wait when the database is down
+# SQLite primary result codes that say "not now" rather than "wrong statement or schema":
+# BUSY, LOCKED, IOERR, FULL, CANTOPEN, PROTOCOL (sqlite.org/rescode.html).
+_SQLITE_TRANSIENT = frozenset({5, 6, 10, 13, 14, 15})
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 AnyRow = Row[*tuple[Any, ...]]
 
@@ -62,14 +89,22 @@ AnyRow = Row[*tuple[Any, ...]]
 _MIGRATION_LOCK_KEY = 0x7475_6D72
 
 
-def create_engine(url: str) -> Engine:
-    """An engine for *url*; SQLite gets its pragmas and a parent directory."""
+def create_engine(url: str, lock_timeout: float = DEFAULT_LOCK_TIMEOUT_SECONDS) -> Engine:
+    """An engine for *url*; SQLite gets its pragmas, a busy timeout of *lock_timeout*
+    seconds and a parent directory. Pooled connections are checked before use, so the
+    service recovers by itself when the database comes back."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return sa.create_engine(parsed, pool_pre_ping=True)
+        connect_args = {"connect_timeout": PG_CONNECT_TIMEOUT_SECONDS}
+        return sa.create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
     _make_parent_directory(parsed.database)
-    engine = sa.create_engine(parsed)
-    sa.event.listen(engine, "connect", _on_sqlite_connect)
+    engine = sa.create_engine(parsed, pool_pre_ping=True)
+    busy_timeout_ms = round(lock_timeout * 1000)
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        _on_sqlite_connect(dbapi_connection, busy_timeout_ms)
+
+    sa.event.listen(engine, "connect", on_connect)
     sa.event.listen(engine, "begin", _on_sqlite_begin)
     return engine
 
@@ -79,12 +114,12 @@ def _make_parent_directory(database: str | None) -> None:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
 
 
-def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+def _on_sqlite_connect(dbapi_connection: Any, busy_timeout_ms: int) -> None:
     """Set the pragmas; leave BEGIN to :func:`_on_sqlite_begin` (pysqlite's own
     transaction handling breaks SAVEPOINT; SQLAlchemy's pysqlite documentation)."""
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
-    for pragma in SQLITE_PRAGMAS:
+    for pragma in (f"busy_timeout={busy_timeout_ms}", *SQLITE_PRAGMAS):
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
 
@@ -159,13 +194,70 @@ def open_store(engine: Engine) -> Iterator[Store]:
 
     The audit event of the request or association being served (:func:`audit.current`)
     is saved in the same transaction, after the data rows: both or neither
-    (reliability.md section 7)."""
+    (reliability.md section 7).
+
+    Raises :class:`Unavailable` when the database does not answer: it is down or
+    disconnected, the pool is exhausted, SQLite stayed locked beyond the busy timeout,
+    or PostgreSQL aborted the transaction for a serialization failure or deadlock.
+    """
     trail = audit.current()
-    with engine.begin() as connection:
-        yield Store(connection)
-        committed = trail.save(connection) if trail is not None else None
+    try:
+        with engine.begin() as connection:
+            yield Store(connection)
+            committed = trail.save(connection) if trail is not None else None
+    except (PoolTimeout, DBAPIError) as exc:
+        if not _transient(exc):
+            raise
+        logger.warning("database unavailable: %s", _describe(exc))
+        raise Unavailable("database unavailable; retry later", RETRY_AFTER_SECONDS) from exc
     if committed is not None:
         committed()
+
+
+def transaction(engine: Engine, work: Callable[[Store], T]) -> T:
+    """``work(store)`` in one :func:`open_store` transaction, run again (up to
+    :data:`ATTEMPTS` in all, jittered exponential backoff) when PostgreSQL aborted it for
+    a serialization failure or a deadlock. *work* must have no effect outside the store
+    that a retry would repeat. Raises :class:`Unavailable` when the last attempt fails
+    too."""
+    attempt = 1
+    while True:
+        try:
+            with open_store(engine) as store:
+                return work(store)
+        except Unavailable as exc:
+            if attempt >= ATTEMPTS or not _retryable(exc.__cause__):
+                raise
+        time.sleep(random.uniform(0, BACKOFF_SECONDS * 2**attempt))
+        attempt += 1
+
+
+def _transient(exc: Exception) -> bool:
+    """Whether *exc* says the database cannot serve now (the same request can succeed
+    later), rather than that the statement or the schema is wrong."""
+    if isinstance(exc, PoolTimeout):
+        return True
+    assert isinstance(exc, DBAPIError)
+    if isinstance(exc.orig, sqlite3.Error):  # its OperationalError also means "no such table"
+        return exc.orig.sqlite_errorcode & 0xFF in _SQLITE_TRANSIENT
+    return isinstance(exc, OperationalError) or exc.connection_invalidated
+
+
+def _retryable(exc: BaseException | None) -> bool:
+    """A serialization failure or deadlock: the same transaction, run again, can commit."""
+    return isinstance(exc, DBAPIError) and _sqlstate(exc) in _RETRYABLE_SQLSTATES
+
+
+def _sqlstate(exc: DBAPIError) -> str | None:
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    return sqlstate if isinstance(sqlstate, str) else None
+
+
+def _describe(exc: Exception) -> str:
+    """The driver's error class and SQLSTATE: no statement, no parameters (no PHI)."""
+    origin = exc.orig if isinstance(exc, DBAPIError) else exc
+    sqlstate = _sqlstate(exc) if isinstance(exc, DBAPIError) else None
+    return f"{type(origin).__name__}{f' {sqlstate}' if sqlstate else ''}"
 
 
 class Store:

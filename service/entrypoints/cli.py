@@ -41,6 +41,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         log_config=None,  # our handlers (logs.configure), not uvicorn's
         access_log=False,  # it records query strings; the app logs route templates
         limit_concurrency=settings.http_limit_concurrency,  # then 503 (reliability.md 5)
+        # reliability.md section 3 "Restart recovery": on SIGTERM stop accepting at once
+        # (readiness drops), let in-flight requests finish within the grace period.
+        timeout_graceful_shutdown=settings.shutdown_grace,
     )
     return 0
 

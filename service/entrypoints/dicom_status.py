@@ -28,17 +28,17 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.uid import BasicTextSRStorage
 from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError
 
 from service import services
 from service.adapters import sr_context, sr_reader
-from service.adapters.db import open_store
+from service.adapters.db import Store, transaction
 from service.domain.errors import (
     Conflict,
     DomainError,
     InvalidInput,
     TooCostly,
     TooLarge,
+    Unavailable,
     UnsupportedInput,
 )
 from service.domain.model import AssessmentParameters
@@ -91,8 +91,8 @@ STATUSES: Final[dict[Condition, Status]] = {
 # Domain errors after the document was read (reader, store, criteria), by MRO.
 _AFTER_READING: Final[dict[type[Exception], Condition]] = {
     Conflict: Condition.CONFLICT,
+    Unavailable: Condition.RESOURCES,  # database down or locked: the SCU retries later
     DomainError: Condition.CONTENT,
-    OperationalError: Condition.RESOURCES,
 }
 
 
@@ -111,6 +111,7 @@ class InstanceRefused(Exception):
     def __init__(self, condition: Condition, message: str, dataset: Dataset | None = None) -> None:
         super().__init__(message)
         self.condition = condition
+        self.retry_after_seconds: int | None = None  # set when the database is unavailable
         self.sop_class = str(dataset.get("SOPClassUID", "")) if dataset is not None else ""
         self.sop_instance = str(dataset.get("SOPInstanceUID", "")) if dataset is not None else ""
 
@@ -125,6 +126,20 @@ def condition_after_reading(exc: Exception) -> Condition:
         (_AFTER_READING[cls] for cls in type(exc).__mro__ if cls in _AFTER_READING),
         Condition.PROCESSING,
     )
+
+
+def refused_like(refused: InstanceRefused, instance: Instance) -> InstanceRefused:
+    """*instance* refused for the same reason as *refused*, without trying it."""
+    return _refused(instance, refused.condition, str(refused), refused.retry_after_seconds)
+
+
+def _refused(
+    instance: Instance, condition: Condition, message: str, retry_after: int | None
+) -> InstanceRefused:
+    refused = InstanceRefused(condition, message)
+    refused.sop_class, refused.sop_instance = instance.sop_class, instance.sop_instance
+    refused.retry_after_seconds = retry_after
+    return refused
 
 
 def instance_digest(data: bytes, dataset: Dataset) -> str:
@@ -175,25 +190,40 @@ def commit(
 ) -> None:
     """Store and assess one report of *tenant* in its own transaction (as ``POST
     /assessments``); then submit the timepoints whose result changed to *pusher* (PACS
-    push)."""
+    push). A serialization failure or deadlock is retried
+    (:func:`~service.adapters.db.transaction`).
+    """
     try:
-        with push_worker.collect(pusher) as changed, open_store(engine) as store:
-            services.assess_reports(
-                store,
-                [instance.inbound],
-                [],
-                AssessmentParameters(),
-                root_url,
-                changed=changed,
-                tenant=tenant,
-                tally=tally,
+        with push_worker.collect(pusher) as changed:
+            transaction(
+                engine, lambda store: _assess(store, instance, root_url, changed, tenant, tally)
             )
-    except (DomainError, OperationalError) as exc:
+    except DomainError as exc:
         # the class only: the message may quote the SOP Instance UID (reliability.md 2.9)
         logger.info("instance refused: %s", type(exc).__name__)
-        refused = InstanceRefused(condition_after_reading(exc), str(exc))
-        refused.sop_class, refused.sop_instance = instance.sop_class, instance.sop_instance
-        raise refused from exc
+        retry_after = exc.retry_after_seconds if isinstance(exc, Unavailable) else None
+        raise _refused(instance, condition_after_reading(exc), str(exc), retry_after) from exc
+
+
+def _assess(
+    store: Store,
+    instance: Instance,
+    root_url: str,
+    changed: list[services.Change],
+    tenant: str,
+    tally: services.Tally | None,
+) -> None:
+    changed.clear()  # an earlier attempt's changes were rolled back with it
+    services.assess_reports(
+        store,
+        [instance.inbound],
+        [],
+        AssessmentParameters(),
+        root_url,
+        changed=changed,
+        tenant=tenant,
+        tally=tally,
+    )
 
 
 def _parse(data: bytes) -> Dataset:

@@ -10,9 +10,14 @@ import pytest
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 from pydicom.uid import BasicTextSRStorage, CTImageStorage
-from sqlalchemy.exc import OperationalError
 
-from service.domain.errors import Conflict, InvalidInput, NotEvaluable, UnsupportedInput
+from service.domain.errors import (
+    Conflict,
+    InvalidInput,
+    NotEvaluable,
+    Unavailable,
+    UnsupportedInput,
+)
 from service.entrypoints import dicom_status
 from service.entrypoints.dicom_status import Condition
 from tests.sr_factory import LesionSpec, make_sr, sr_bytes
@@ -59,7 +64,7 @@ def test_every_condition_has_codes_in_the_right_family() -> None:
         (InvalidInput("bad"), Condition.CONTENT),
         (UnsupportedInput("unit"), Condition.CONTENT),
         (NotEvaluable("no baseline"), Condition.CONTENT),
-        (OperationalError("SELECT", {}, Exception("locked")), Condition.RESOURCES),
+        (Unavailable("database unavailable"), Condition.RESOURCES),
         (RuntimeError("bug"), Condition.PROCESSING),
     ],
 )

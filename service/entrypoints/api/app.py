@@ -32,7 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = db.create_engine(settings.database_url)
+        engine = db.create_engine(settings.database_url, settings.database_lock_timeout)
         db.migrate(engine)
         app.state.engine = engine
         pusher = app.state.push_worker = push_worker.from_settings(settings, engine)

@@ -14,7 +14,7 @@ from fastapi.responses import Response
 
 from service import services
 from service.adapters import fhir_writer, multipart, sr_context, sr_reader
-from service.adapters.db import Store, open_store
+from service.adapters.db import Store, transaction
 from service.config import Settings
 from service.entrypoints import dicom_status, metrics, push_worker
 from service.entrypoints.api import fhir
@@ -135,11 +135,13 @@ async def post_assessments(
         data = await read_body(request, settings.max_dicom_body_bytes)
         inbound = reader(data, request, settings, tenant)
         pusher = request.app.state.push_worker
-        with (
-            push_worker.collect(pusher, query.criteria, query.params, query.setting) as changed,
-            open_store(engine) as store,
-        ):
+
+        def store_and_answer(store: Store) -> Response:
+            changed.clear()  # an earlier attempt's changes were rolled back with it
             return answer(store, inbound, query, request, changed, tenant, tally)
+
+        with push_worker.collect(pusher, query.criteria, query.params, query.setting) as changed:
+            return transaction(engine, store_and_answer)
 
 
 def _bundle(

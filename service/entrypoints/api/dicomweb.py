@@ -7,7 +7,8 @@ Then every part is read on its own (:func:`dicom_status.read_instance`) and the 
 reports are stored and assessed one by one, in date order, by the use case behind
 ``POST /assessments``. The answer is the Store Instances Response Module as
 ``application/dicom+json`` (exactly that media type: dicomweb-client parses no other):
-200 all stored, 202 some stored, 409 none stored (PS3.18 Table 10.5.3-1). Each failed
+200 all stored, 202 some stored, 409 none stored, 503 with ``Retry-After`` none stored
+because the database is unavailable (PS3.18 Table 10.5.3-1; reliability.md section 4). Each failed
 instance is in FailedSOPSequence with its Failure Reason (README "DICOM intake"); the
 reasons in words go in a ``Warning: 299`` header (PS3.18 8.10.3).
 
@@ -53,6 +54,7 @@ _ANSWERS: dict[int | str, dict[str, object]] = {
         (409, "no instance stored; FailedSOPSequence gives each Failure Reason"),
         (413, "request or part too large; nothing stored"),
         (415, 'Content-Type is not multipart/related; type="application/dicom"'),
+        (503, "database unavailable, nothing stored: FailureReason A700, Retry-After"),
     )
 }
 
@@ -116,12 +118,18 @@ async def _stow(
             failed.append(refused)
     root_url = public_root(request)
     pusher = request.app.state.push_worker
+    unavailable: dicom_status.InstanceRefused | None = None
     for instance in sorted(readable, key=lambda item: item.inbound.report.date):
+        if unavailable is not None:  # the database is down: do not wait for it again
+            failed.append(dicom_status.refused_like(unavailable, instance))
+            continue
         try:
             with metrics.ingest(CHANNEL) as tally:
                 dicom_status.commit(engine, instance, root_url, pusher, tenant=tenant, tally=tally)
         except dicom_status.InstanceRefused as refused:
             failed.append(refused)
+            if refused.retry_after_seconds is not None:
+                unavailable = refused
         else:
             stored.append(instance)
     return _answer(stored, failed)
@@ -194,7 +202,11 @@ def _answer(
             "Value": [_reference(item.sop_class, item.sop_instance) for item in stored],
         }
     status = 200 if not failed else 202 if stored else 409
-    return _json(status, body, [f"{item.sop_instance or 'part'}: {item}" for item in failed])
+    retry_after = [item.retry_after_seconds for item in failed if item.retry_after_seconds]
+    if retry_after and not stored:  # reliability.md section 4: 503, A700 per instance
+        status = 503
+    warnings = [f"{item.sop_instance or 'part'}: {item}" for item in failed]
+    return _json(status, body, warnings, max(retry_after, default=None))
 
 
 def _failure(refused: dicom_status.InstanceRefused) -> Resource:
@@ -216,9 +228,13 @@ def _us(tag: str, value: int) -> Resource:
     return {tag: {"vr": "US", "Value": [value]}}
 
 
-def _json(status: int, body: Resource, warnings: list[str]) -> Response:
+def _json(
+    status: int, body: Resource, warnings: list[str], retry_after: int | None = None
+) -> Response:
     headers = {}
     if warnings:
         text = _NOT_PRINTABLE.sub("?", "; ".join(warnings)[:_WARNING_CHARS])
         headers["Warning"] = f'299 tumour-response "{text}"'
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
     return Response(dumps(body), status_code=status, media_type=DICOM_JSON, headers=headers)

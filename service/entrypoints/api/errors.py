@@ -26,6 +26,7 @@ from service.domain.errors import (
     NotFound,
     TooCostly,
     TooLarge,
+    Unavailable,
     UnsupportedInput,
 )
 
@@ -42,6 +43,7 @@ _OUTCOMES: dict[type[DomainError], tuple[int, str]] = {
     MalformedJson: (400, "structure"),
     TooCostly: (400, "too-costly"),
     TooLarge: (413, "too-long"),
+    Unavailable: (503, "transient"),
     MissingElement: (422, "required"),
     InvalidValue: (422, "value"),
 }
@@ -83,9 +85,17 @@ def domain_outcome(exc: DomainError) -> tuple[int, Resource]:
     return status, operation_outcome(code, str(exc), exc.expression)
 
 
+def retry_after(exc: DomainError) -> dict[str, str]:
+    """The ``Retry-After`` header of an :class:`Unavailable` (reliability.md section 4:
+    503 + Retry-After); none for other errors."""
+    if isinstance(exc, Unavailable):
+        return {"Retry-After": str(exc.retry_after_seconds)}
+    return {}
+
+
 async def _domain_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DomainError)
-    return outcome_response(*domain_outcome(exc))
+    return outcome_response(*domain_outcome(exc), retry_after(exc))
 
 
 async def _http_problem(request: Request, exc: Exception) -> Response:

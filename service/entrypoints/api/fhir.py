@@ -29,7 +29,7 @@ from sqlalchemy import Engine
 
 from service import __version__, services
 from service.adapters import audit, fhir_index, fhir_reader, fhir_writer, strict_json
-from service.adapters.db import FhirRecord, Store, StoredResource, open_store
+from service.adapters.db import FhirRecord, Store, StoredResource, open_store, transaction
 from service.config import Settings
 from service.domain.errors import (
     DomainError,
@@ -571,10 +571,9 @@ def _store_input(
 ) -> list[tuple[StoredResource, bool]]:
     """Store and assess in one transaction; per input resource its index entry and
     whether it is new. Changed results are then pushed to the PACS, if one is set."""
-    with (
-        push_worker.collect(request.app.state.push_worker) as changed,
-        open_store(engine) as store,
-    ):
+
+    def store_and_assess(store: Store) -> list[tuple[StoredResource, bool]]:
+        changed.clear()  # an earlier attempt's changes were rolled back with it
         keys = [location.split("/", 1) for location in received.locations]
         existed = [_exists(store, kind, resource_id, tenant) for kind, resource_id in keys]
         services.assess_reports(
@@ -591,6 +590,9 @@ def _store_input(
             (store.resource(kind, resource_id, tenant), not before)
             for (kind, resource_id), before in zip(keys, existed, strict=True)
         ]
+
+    with push_worker.collect(request.app.state.push_worker) as changed:
+        return transaction(engine, store_and_assess)
 
 
 def _exists(store: Store, kind: str, resource_id: str, tenant: str) -> bool:
