@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -24,27 +25,61 @@ def free_port() -> int:
         return port
 
 
+class ServerProcess:
+    """``python -m service serve`` on *database_url* with TR_* *env* on a fixed port,
+    which tests may start, kill (SIGKILL) or stop (SIGTERM) and start again on the same
+    database; its output goes to ``server.log`` in *workdir*."""
+
+    def __init__(self, workdir: Path, database_url: str, **env: str) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log = workdir / "server.log"
+        self._env = {**os.environ, "TR_DATABASE_URL": database_url, **env}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> float:
+        """Start and wait until ``/ready`` answers 200; the seconds that took."""
+        started = time.monotonic()
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "service", "serve", "--port", str(self.port)],
+                env=self._env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        _wait_ready(self.base, self.process, self.log)
+        return time.monotonic() - started
+
+    def signal(self, signum: int) -> None:
+        assert self.process is not None
+        self.process.send_signal(signum)
+
+    def wait(self, timeout: float = 30) -> int:
+        """The exit status once the process has ended."""
+        assert self.process is not None
+        return self.process.wait(timeout=timeout)
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs (reliability.md X01)."""
+        self.signal(signal.SIGKILL)
+        self.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.wait(timeout=10)
+
+
 @contextmanager
 def running_server(tmp_path: Path, database_url: str, **env: str) -> Iterator[str]:
     """Run the service on *database_url* with extra TR_* *env*, its log in *tmp_path*;
     yield its base URL."""
-    port = free_port()
-    env = {**os.environ, "TR_DATABASE_URL": database_url, **env}
-    log = (tmp_path / "server.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "service", "serve", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
+    server = ServerProcess(tmp_path, database_url, **env)
     try:
-        _wait_ready(base, process, tmp_path / "server.log")
-        yield base
+        server.start()
+        yield server.base
     finally:
-        process.terminate()
-        process.wait(timeout=10)
-        log.close()
+        server.stop()
 
 
 @pytest.fixture
