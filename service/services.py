@@ -114,6 +114,10 @@ def assess_reports(
             fhir_index.record(fhir_index.patient_resource(patient), patient), tenant=tenant
         )
         history, advice, assessments = _assess(store, patient, criteria, params, setting, tenant)
+        # Timepoints stored before this earlier one arrived were assessed without it: the
+        # result must not depend on the order of arrival (a serial replay's result).
+        for day in sorted({tp.date for tp in history.timepoints if tp.date > min(days)} - days):
+            _timepoint(store, tenant, history, assessments, day, advice, root_url, changed)
         dated.extend(
             (
                 day,
@@ -234,6 +238,12 @@ def _store_all(
     tally: Tally | None = None,
 ) -> None:
     choose_criteria(criteria, ())  # refuse unknown criteria before storing anything
+    # Ingests of one patient take turns (reliability.md 3, "Concurrent posts for the same
+    # patient"): each assesses a history that has every committed report. Patients are
+    # taken in one order, so two transactions never wait for each other.
+    patients = {item.report.patient for item in inbound}
+    for patient in sorted(patients, key=lambda found: (found.system, found.value)):
+        store.lock_patient(patient, tenant)
     for item in inbound:
         new = store.add_report(item.report, item.digest, tenant, dicom_context=item.dicom_context)
         if tally is not None:

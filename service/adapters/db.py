@@ -299,6 +299,16 @@ class Store:
             raise Conflict(f"document {report.source.uid} was already stored with other content")
         return False
 
+    def lock_patient(self, patient: PatientIdentity, tenant: str = DEFAULT_TENANT) -> None:
+        """Hold *patient* (created if new) until this transaction ends, once no other
+        transaction holds it: PostgreSQL ``SELECT ... FOR NO KEY UPDATE``, which does not
+        wait for the key-share locks foreign keys take. SQLite writers take turns for the
+        whole transaction already (BEGIN IMMEDIATE)."""
+        patient_id = self._ensure_patient(patient, tenant)
+        p = schema.patient
+        locked = sa.select(p.c.id).where(p.c.id == patient_id).with_for_update(key_share=True)
+        self._connection.execute(locked)
+
     def reports(
         self, patient: PatientIdentity, tenant: str = DEFAULT_TENANT
     ) -> list[TimepointReport]:

@@ -193,3 +193,18 @@ async def test_a_configured_public_url_names_the_links(settings: Settings) -> No
     assert bundle["entry"][0]["resource"]["presentedForm"][0]["url"].startswith(
         "https://pacs.example/tr/ui/patients/"
     )
+
+
+async def test_a_baseline_arriving_after_its_follow_up_reassesses_the_follow_up(
+    client: httpx.AsyncClient,
+) -> None:
+    """reliability.md section 3 (X06): the stored result does not depend on the order
+    of arrival; a serial replay in date order gives the same."""
+    for day, t1, t2 in (("20240301", 42, 28), ("20240101", 60, 40)):  # follow-up first
+        response = await client.post("/assessments", content=_sr(day, t1, t2), headers=DICOM)
+        assert response.status_code == 200, response.text
+    search = await client.get("/fhir/DiagnosticReport", params={"date": "2024-03-01"})
+    (entry,) = search.json()["entry"]
+    report = entry["resource"]
+    assert report["meta"]["versionId"] == "2"  # assessed again once its baseline came
+    assert [code["text"] for code in report["conclusionCode"]] == ["PR"]  # as in date order
