@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test test-tools lint typecheck audit pytest fuzz-long openapi bench clean
+.PHONY: run test test-tools lint typecheck audit pytest fuzz-long reliability-long openapi bench clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -58,6 +58,10 @@ pytest: $(VENV)/.installed-test
 # The long fuzzing tier (README "Reliability"): tens of thousands of generated inputs.
 fuzz-long: $(VENV)/.installed-test
 	$(BIN)/pytest -m long -p no:cacheprovider tests/fuzz
+
+# The long tier of the fault and concurrency tests (README "Faults, concurrency and restarts").
+reliability-long: $(VENV)/.installed-test
+	$(BIN)/pytest -m long -p no:cacheprovider tests/e2e/test_faults.py tests/e2e/test_concurrency.py
 
 openapi: $(VENV)/.installed-test
 	$(BIN)/tumour-response openapi > openapi/openapi.json
