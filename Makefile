@@ -62,6 +62,8 @@ fuzz-long: $(VENV)/.installed-test
 # The long tier of the fault and concurrency tests (README "Faults, concurrency and restarts").
 reliability-long: $(VENV)/.installed-test
 	$(BIN)/pytest -m long -p no:cacheprovider tests/e2e/test_faults.py tests/e2e/test_concurrency.py
+	TEST_DATABASE=postgresql $(BIN)/pytest -m long -p no:cacheprovider \
+		tests/e2e/test_faults.py tests/e2e/test_concurrency.py
 
 openapi: $(VENV)/.installed-test
 	$(BIN)/tumour-response openapi > openapi/openapi.json
