@@ -58,6 +58,22 @@ class Settings(BaseSettings):
     dimse_max_associations: int = Field(
         default=10, ge=1, description="simultaneous DIMSE associations"
     )
+    # reliability.md section 5: 64 KiB negotiated, A-ABORT over 1 MiB PDU / 64 MiB data set
+    dimse_max_pdu_bytes: int = Field(
+        default=64 * 1024,
+        ge=4096,
+        description="maximum PDU length we announce at association (negotiated)",
+    )
+    dimse_abort_pdu_bytes: int = Field(
+        default=MIB,
+        ge=4096,
+        description="a received PDU longer than this aborts the association (A-ABORT)",
+    )
+    dimse_max_dataset_bytes: int = Field(
+        default=64 * MIB,
+        ge=1,
+        description="data set bytes of one C-STORE beyond which the association is aborted",
+    )
     stow_max_request_bytes: int = Field(default=64 * MIB, description="largest STOW-RS request")
     stow_max_parts: int = Field(default=256, description="most parts in one STOW-RS request")
     stow_max_part_bytes: int = Field(default=32 * MIB, description="largest STOW-RS part")

@@ -44,7 +44,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, Timeout
 
 from service.adapters import audit, db_schema as schema
 from service.adapters.db_schema import DEFAULT_TENANT
-from service.domain.errors import Conflict, NotFound, Unavailable
+from service.domain.errors import Conflict, IdentityConflict, NotFound, Unavailable
 from service.domain.model import (
     ClinicalSetting,
     Code,
@@ -281,12 +281,14 @@ class Store:
 
         *dicom_context* (:func:`service.adapters.sr_context.extract`) is kept with the
         document for SR write-back. Raises :class:`Conflict` when the document was
-        stored with another digest.
+        stored with another digest, :class:`IdentityConflict` when its study is stored
+        under another patient of the tenant.
         """
         audit.note_patient(report.patient)
         audit.note_document(report.source)
         stored_digest = self._document_digest(report.source.uid, tenant)
         if stored_digest is None:
+            self._check_study_patient(report, tenant)
             try:
                 with self._connection.begin_nested():
                     self._insert_report(report, digest, tenant, dicom_context)
@@ -571,6 +573,27 @@ class Store:
         )
         context: dict[str, Any] | None = self._connection.execute(query).scalar_one_or_none()
         return context
+
+    def _check_study_patient(self, report: TimepointReport, tenant: str) -> None:
+        """Refuse a study already stored under another patient: linking it would mix two
+        people's images (reliability.md section 4, "identity conflict")."""
+        if report.study_uid is None:
+            return
+        d, p = schema.document, schema.patient
+        query = (
+            sa.select(d.c.id)
+            .join(p)
+            .where(
+                d.c.tenant == tenant,
+                d.c.study_uid == report.study_uid,
+                sa.not_(_is(report.patient, tenant)),
+            )
+            .limit(1)
+        )
+        if self._connection.execute(query).first() is not None:
+            raise IdentityConflict(
+                f"study {report.study_uid} is already stored under another patient"
+            )
 
     def _document_digest(self, uid: str, tenant: str) -> str | None:
         d = schema.document

@@ -35,6 +35,7 @@ from service.adapters.db import Store, transaction
 from service.domain.errors import (
     Conflict,
     DomainError,
+    IdentityConflict,
     InvalidInput,
     TooCostly,
     TooLarge,
@@ -60,6 +61,7 @@ class Condition(Enum):
     CONTENT = "TID 1500 content invalid"
     STUDY_MISMATCH = "StudyInstanceUID differs from the one in the URL"
     CONFLICT = "same SOP Instance UID, different content"
+    IDENTITY_CONFLICT = "study known under another patient"
     SOP_CLASS = "SOP Class not supported"
     META_MISMATCH = "File Meta Information does not match the data set"
     RESOURCES = "out of resources"
@@ -82,6 +84,7 @@ STATUSES: Final[dict[Condition, Status]] = {
     Condition.CONTENT: Status(0xC111, 0xC111),
     Condition.STUDY_MISMATCH: Status(0xC112, 0xC112),
     Condition.CONFLICT: Status(0xC120, 0xC120),
+    Condition.IDENTITY_CONFLICT: Status(0xC121, 0xC121),
     Condition.SOP_CLASS: Status(0x0122, 0x0122),
     Condition.META_MISMATCH: Status(0xA900, 0xA900),
     Condition.RESOURCES: Status(0xA700, 0xA700),
@@ -90,6 +93,7 @@ STATUSES: Final[dict[Condition, Status]] = {
 
 # Domain errors after the document was read (reader, store, criteria), by MRO.
 _AFTER_READING: Final[dict[type[Exception], Condition]] = {
+    IdentityConflict: Condition.IDENTITY_CONFLICT,
     Conflict: Condition.CONFLICT,
     Unavailable: Condition.RESOURCES,  # database down or locked: the SCU retries later
     DomainError: Condition.CONTENT,

@@ -8,11 +8,17 @@ Comprehensive 3D and Extensible SR Storage SOP classes; any other SOP class is r
 association. Each C-STORE goes through the same steps as a STOW-RS part
 (:mod:`service.entrypoints.dicom_status`) and answers ``0x0000`` only after the report
 is committed and assessed; a re-delivery of the same instance is a success again.
+
+We announce ``TR_DIMSE_MAX_PDU_BYTES`` (64 KiB) as our maximum PDU length, and every
+association is read through :mod:`.dimse_guard`, which aborts it (A-ABORT) when a PDU
+over ``TR_DIMSE_ABORT_PDU_BYTES`` (1 MiB) or a data set over
+``TR_DIMSE_MAX_DATASET_BYTES`` (64 MiB) arrives (reliability.md sections 4 and 5).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from collections.abc import Callable
 from typing import Final
@@ -33,7 +39,7 @@ from sqlalchemy import Engine
 
 from service.adapters import audit
 from service.config import Settings
-from service.entrypoints import dicom_status, dimse_audit, logs, metrics
+from service.entrypoints import dicom_status, dimse_audit, dimse_guard, logs, metrics
 from service.entrypoints.push_worker import PushWorker
 
 logger = logging.getLogger(__name__)
@@ -45,7 +51,6 @@ SR_STORAGE: Final = (
     Comprehensive3DSRStorage,
     ExtensibleSRStorage,
 )
-MAX_PDU_BYTES: Final = 64 * 1024  # what we announce (reliability.md section 5)
 _ERROR_COMMENT_CHARS: Final = 64  # LO
 
 
@@ -132,20 +137,25 @@ def start(
     ae.dimse_timeout = settings.dimse_dimse_timeout
     ae.network_timeout = settings.dimse_network_timeout
     ae.maximum_associations = settings.dimse_max_associations
-    ae.maximum_pdu_size = MAX_PDU_BYTES
+    ae.maximum_pdu_size = settings.dimse_max_pdu_bytes
     ae.add_supported_context(Verification)
     for sop_class in SR_STORAGE:
         ae.add_supported_context(sop_class)
-    server = ae.start_server(
+    # AE.start_server(block=False), with pynetdicom's request handler behind the guard
+    server = ae.make_server(
         (settings.dimse_host, settings.dimse_port),
-        block=False,
         evt_handlers=[
             (evt.EVT_C_STORE, handle_store, [engine, settings, pusher]),
             *dimse_audit.handlers(engine, settings.tenant),
             *ASSOCIATION_HANDLERS,
         ],
+        server_class=ThreadedAssociationServer,
+        request_handler=dimse_guard.guarded_request_handler(
+            settings.dimse_abort_pdu_bytes, settings.dimse_max_dataset_bytes
+        ),
     )
-    assert server is not None  # block=False always returns the server
+    ae._servers.append(server)  # as start_server does: the server's shutdown() removes it
+    threading.Thread(target=server.serve_forever, name="DIMSE SCP", daemon=True).start()
     logger.info(
         "DIMSE SCP %s listening on %s:%d",
         settings.dimse_ae_title,

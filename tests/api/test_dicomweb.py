@@ -12,6 +12,7 @@ import pytest
 from fastapi import FastAPI
 from pydicom import dcmread
 
+from service.adapters.db import open_store
 from service.config import Settings
 from service.entrypoints.api.app import create_app
 from tests.sr_factory import LesionSpec, make_sr, sr_bytes
@@ -106,6 +107,45 @@ async def test_same_uid_other_content_is_c120(client: httpx.AsyncClient) -> None
     first.ContentDescription = "changed"
     response = await _stow(client, sr_bytes(first))
     assert (response.status_code, _reasons(response)) == (409, [0xC120])
+
+
+def _same_study_other_patient(day: str = "20240105") -> tuple[bytes, bytes]:
+    """Two SRs of one StudyInstanceUID: patient ID-A's, then patient ID-B's."""
+    first = dcmread(BytesIO(_sr(day, patient="ID-A")))
+    second = dcmread(BytesIO(_sr(day, patient="ID-B")))
+    second.StudyInstanceUID = first.StudyInstanceUID
+    return sr_bytes(first), sr_bytes(second)
+
+
+def _patients(app: FastAPI) -> list[str]:
+    with open_store(app.state.engine) as store:
+        return [patient.value for patient in store.patients()]
+
+
+async def test_a_study_known_under_another_patient_is_c121(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    first, second = _same_study_other_patient()
+    assert (await _stow(client, first)).status_code == 200
+    response = await _stow(client, second)
+    assert (response.status_code, _reasons(response)) == (409, [0xC121])
+    assert "already stored under another patient" in response.headers["warning"]
+    assert _patients(app) == ["ID-A"]  # nothing of ID-B stored
+
+
+async def test_post_assessments_answers_an_identity_conflict_with_409_conflict(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    first, second = _same_study_other_patient()
+    headers = {"Content-Type": "application/dicom"}
+    assert (await client.post("/assessments", content=first, headers=headers)).status_code == 200
+    response = await client.post("/assessments", content=second, headers=headers)
+    assert response.status_code == 409
+    assert response.headers["content-type"] == "application/fhir+json"
+    outcome = response.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert outcome["issue"][0]["code"] == "conflict"
+    assert _patients(app) == ["ID-A"]
 
 
 async def test_study_in_the_url(client: httpx.AsyncClient) -> None:

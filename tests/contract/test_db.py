@@ -29,7 +29,7 @@ from service.adapters.db import (
     open_store,
 )
 from service.adapters.db_schema import document, lesion, measurement, metadata
-from service.domain.errors import Conflict, NotFound
+from service.domain.errors import Conflict, IdentityConflict, NotFound
 from service.domain.model import (
     DEFAULT_PATIENT_SYSTEM,
     ClinicalSetting,
@@ -192,6 +192,27 @@ def test_same_uid_with_another_digest_conflicts_and_changes_nothing(db: Engine) 
         add(db, changed, "d2")
     assert row_counts(db) == before
     assert stored_reports(db) == [rich_report()]
+
+
+def test_a_study_stored_under_another_patient_is_an_identity_conflict(db: Engine) -> None:
+    assert add(db, rich_report(), "d1")  # study 1.2.826.0.1.9 of P-001
+    before = row_counts(db)
+    intruder = replace(
+        rich_report("1.2.826.0.1.2"), patient=PatientIdentity(DEFAULT_PATIENT_SYSTEM, "P-002")
+    )
+    with pytest.raises(IdentityConflict, match="1.2.826.0.1.9 is already stored under another"):
+        add(db, intruder, "d2")
+    issuer = replace(intruder, patient=PatientIdentity("urn:dicom:issuer:HOSP", "P-001"))
+    with pytest.raises(IdentityConflict):  # the same PatientID from another issuer
+        add(db, issuer, "d2")
+    assert row_counts(db) == before
+    # The same patient may send more documents of the study; other tenants, other
+    # studies and documents without a study are not affected.
+    assert add(db, replace(rich_report("1.2.826.0.1.3"), label="second reader"), "d3")
+    assert add(db, intruder, "d2", tenant="b")
+    assert add(db, replace(intruder, study_uid="1.2.826.0.1.10"), "d2")
+    no_study = replace(intruder, source=SourceDocument("bundle-9", "fhir"), study_uid=None)
+    assert add(db, no_study, "d4")
 
 
 def test_an_exception_inside_open_store_rolls_everything_back(db: Engine) -> None:
@@ -415,7 +436,7 @@ def test_measurements_without_coordinates_store_sql_null(db: Engine) -> None:
 
 def test_patients_lists_those_with_reports_in_the_tenant_sorted(db: Engine) -> None:
     other = PatientIdentity("urn:other", "Z9")
-    add(db, replace(rich_report(), patient=other), "d1")
+    add(db, replace(rich_report(), patient=other, study_uid="1.2.826.0.1.19"), "d1")
     add(db, rich_report("1.2.826.0.1.2"), "d2")
     add(db, replace(rich_report("1.2.826.0.1.3"), patient=PatientIdentity("urn:b", "B")), "d3", "b")
     with open_store(db) as store:

@@ -13,6 +13,7 @@ from pydicom.uid import BasicTextSRStorage, CTImageStorage
 
 from service.domain.errors import (
     Conflict,
+    IdentityConflict,
     InvalidInput,
     NotEvaluable,
     Unavailable,
@@ -61,6 +62,7 @@ def test_every_condition_has_codes_in_the_right_family() -> None:
     ("error", "condition"),
     [
         (Conflict("again"), Condition.CONFLICT),
+        (IdentityConflict("study of another patient"), Condition.IDENTITY_CONFLICT),
         (InvalidInput("bad"), Condition.CONTENT),
         (UnsupportedInput("unit"), Condition.CONTENT),
         (NotEvaluable("no baseline"), Condition.CONTENT),

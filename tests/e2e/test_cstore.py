@@ -15,7 +15,10 @@ from typing import Any
 import httpx
 import pytest
 from pydicom import dcmread
-from pydicom.uid import UID, BasicTextSRStorage
+from pydicom.uid import UID, BasicTextSRStorage, Comprehensive3DSRStorage
+from pynetdicom import AE, evt
+from pynetdicom.pdu import A_ABORT_RQ
+from pynetdicom.pdu_primitives import MaximumLengthNotification
 
 from service.adapters import db
 from service.domain.model import DEFAULT_PATIENT_SYSTEM, PatientIdentity
@@ -162,3 +165,113 @@ def test_each_association_is_audited_once(listener: Listener, tmp_path: Path) ->
     assert (refusal["action"], refusal["outcome"]) == ("C", "4")
     assert refusal["outcomeDesc"].startswith("instance refused (")
     assert image["action"] == "E" and "entity" not in image
+
+
+def test_a_study_known_under_another_patient_is_refused_with_c121(
+    listener: Listener, tmp_path: Path
+) -> None:
+    first = make_sr(patient_id="ID-A", study_date="20240105", lesions=[LesionSpec("T1", 40)])
+    second = make_sr(patient_id="ID-B", study_date="20240105", lesions=[LesionSpec("T1", 40)])
+    second.StudyInstanceUID = first.StudyInstanceUID
+    paths = [tmp_path / "a.dcm", tmp_path / "b.dcm"]
+    for path, dataset in zip(paths, (first, second), strict=True):
+        path.write_bytes(sr_bytes(dataset))
+    assert _dcmtk("storescu", listener, "-R", str(paths[0])).returncode == 0
+    result = _dcmtk("storescu", listener, "-R", str(paths[1]))
+    output = result.stdout + result.stderr
+    assert "0xc121" in output.lower() and "Success" not in output, output
+    assert _stored_patients(listener) == [PatientIdentity(DEFAULT_PATIENT_SYSTEM, "ID-A")]
+
+
+# -- transport guard (reliability.md sections 4 and 5) ----------------------------------
+
+GUARD_LIMITS = {
+    "TR_DIMSE_MAX_PDU_BYTES": "4096",  # announced
+    "TR_DIMSE_ABORT_PDU_BYTES": "8192",
+    "TR_DIMSE_MAX_DATASET_BYTES": "20000",
+}
+
+
+@pytest.fixture
+def guarded(tmp_path: Path, database_url: str) -> Iterator[Listener]:
+    """A listener with small byte budgets, so that a few-lesion SR overruns them."""
+    port = free_port()
+    with running_server(tmp_path, database_url, TR_DIMSE_PORT=str(port), **GUARD_LIMITS) as base:
+        yield Listener(base, port, database_url)
+
+
+def _lesions_sr(tmp_path: Path, lesions: int) -> Path:
+    """An SR of *lesions* targets: 8 make about 15 KB, 12 about 21 KB."""
+    dataset = make_sr(
+        patient_id=f"GUARD-{lesions}",
+        study_date="20240105",
+        lesions=[LesionSpec(f"T{index}", long_axis_mm=10 + index) for index in range(lesions)],
+    )
+    path = tmp_path / f"lesions-{lesions}.dcm"
+    path.write_bytes(sr_bytes(dataset))
+    return path
+
+
+def _stored_patients(listener: Listener) -> list[PatientIdentity]:
+    engine = db.create_engine(listener.database_url)
+    with db.open_store(engine) as store:
+        patients = store.patients()
+    engine.dispose()
+    return patients
+
+
+def _assert_still_serving(listener: Listener, tmp_path: Path) -> None:
+    """The next association stores a small SR: the listener survived the abort."""
+    result = _dcmtk("storescu", listener, "-R", str(_lesions_sr(tmp_path, 1)))
+    assert result.returncode == 0 and "Success" in result.stdout + result.stderr, result.stderr
+    assert _stored_patients(listener) == [PatientIdentity(DEFAULT_PATIENT_SYSTEM, "GUARD-1")]
+
+
+def test_a_pdu_over_the_hard_cap_aborts_the_association(guarded: Listener, tmp_path: Path) -> None:
+    path = _lesions_sr(tmp_path, 8)
+    assert 8192 < path.stat().st_size < 20000  # over the PDU cap, within the data set budget
+    ae = AE(ae_title="OVERSIZE")
+    ae.add_requested_context(Comprehensive3DSRStorage)
+    received: list[object] = []
+    assoc = ae.associate(
+        "127.0.0.1",
+        guarded.port,
+        ae_title=AE_TITLE,
+        evt_handlers=[(evt.EVT_PDU_RECV, lambda event: received.append(event.pdu))],
+    )
+    assert assoc.is_established
+    assert assoc.acceptor.maximum_length == 4096  # what the listener announced
+    # A peer that ignores it: the negotiated length becomes 0 (no limit), so pynetdicom
+    # sends the whole message in one PDU.
+    negotiated = next(
+        item
+        for item in assoc.acceptor.user_information
+        if isinstance(item, MaximumLengthNotification)
+    )
+    negotiated.maximum_length_received = 0
+    status = assoc.send_c_store(dcmread(path))
+    assert "Status" not in status  # no C-STORE response
+    assoc.join(timeout=30)
+    assert assoc.is_aborted
+    aborts = [
+        (pdu.source, pdu.reason_diagnostic) for pdu in received if isinstance(pdu, A_ABORT_RQ)
+    ]
+    assert aborts == [(2, 6)]  # A-ABORT from the provider: invalid PDU parameter value
+    assert _stored_patients(guarded) == []
+    assert "DIMSE association aborted: a PDU of" in (tmp_path / "server.log").read_text()
+    _assert_still_serving(guarded, tmp_path)
+
+
+def test_a_data_set_over_the_budget_aborts_the_association(
+    guarded: Listener, tmp_path: Path
+) -> None:
+    path = _lesions_sr(tmp_path, 12)
+    assert path.stat().st_size > 20000
+    result = _dcmtk("storescu", guarded, "-R", str(path))  # 4 KiB PDUs, as negotiated
+    output = result.stdout + result.stderr
+    assert "abort" in output.lower() and "Success" not in output, output
+    assert _stored_patients(guarded) == []
+    assert "DIMSE association aborted: a data set of more than 20000 bytes" in (
+        (tmp_path / "server.log").read_text()
+    )
+    _assert_still_serving(guarded, tmp_path)

@@ -54,3 +54,16 @@ def test_dicomweb_client_sees_409_when_nothing_is_stored(server: str) -> None:
     assert response is not None
     assert response.status_code == 409
     assert response.json()[FAILED]["Value"][0][REASON]["Value"] == [0x0122]
+
+
+def test_dicomweb_client_sees_c121_for_a_study_of_another_patient(server: str) -> None:
+    client = DICOMwebClient(url=f"{server}/dicomweb")
+    first = make_sr(patient_id="ID-A", study_date="20240105", lesions=[LesionSpec("T1", 40)])
+    second = make_sr(patient_id="ID-B", study_date="20240105", lesions=[LesionSpec("T1", 40)])
+    second.StudyInstanceUID = first.StudyInstanceUID
+    client.store_instances([first])
+    with pytest.raises(HTTPError) as caught:
+        client.store_instances([second])
+    response = caught.value.response
+    assert response is not None and response.status_code == 409
+    assert response.json()[FAILED]["Value"][0][REASON]["Value"] == [0xC121]

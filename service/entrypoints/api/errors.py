@@ -21,6 +21,7 @@ from service.adapters.strict_json import MalformedJson
 from service.domain.errors import (
     Conflict,
     DomainError,
+    IdentityConflict,
     InvalidInput,
     NotEvaluable,
     NotFound,
@@ -39,6 +40,7 @@ _OUTCOMES: dict[type[DomainError], tuple[int, str]] = {
     UnsupportedInput: (422, "not-supported"),
     NotFound: (404, "not-found"),
     Conflict: (409, "duplicate"),
+    IdentityConflict: (409, "conflict"),  # reliability.md section 4
     NotEvaluable: (422, "business-rule"),
     MalformedJson: (400, "structure"),
     TooCostly: (400, "too-costly"),
