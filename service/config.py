@@ -74,6 +74,12 @@ class Settings(BaseSettings):
         ge=1,
         description="data set bytes of one C-STORE beyond which the association is aborted",
     )
+    dimse_allowed_calling_aes: str = Field(
+        default="",
+        pattern=r"^\s*([^,\\\x00-\x1f]{1,16}(\s*,\s*[^,\\\x00-\x1f]{1,16})*)?\s*$",
+        description="comma-separated calling AE titles allowed to associate (others get "
+        "A-ASSOCIATE-RJ); empty = any calling AE title is accepted",
+    )
     stow_max_request_bytes: int = Field(default=64 * MIB, description="largest STOW-RS request")
     stow_max_parts: int = Field(default=256, description="most parts in one STOW-RS request")
     stow_max_part_bytes: int = Field(default=32 * MIB, description="largest STOW-RS part")

@@ -1,7 +1,7 @@
 """The DIMSE listener: C-ECHO and C-STORE SCP for SR instances (PS3.4 Annex A and B;
 interop.md 4.2; contract sections 1 and 2).
 
-Started by the app's lifespan with pynetdicom's ``start_server(block=False)`` when
+Started by the app's lifespan in pynetdicom's threaded server when
 ``TR_DIMSE_PORT`` is not 0, and shut down with it (architecture.md 2.7). Presentation
 contexts are offered for Verification and for the Basic Text, Enhanced, Comprehensive,
 Comprehensive 3D and Extensible SR Storage SOP classes; any other SOP class is refused at
@@ -9,10 +9,12 @@ association. Each C-STORE goes through the same steps as a STOW-RS part
 (:mod:`service.entrypoints.dicom_status`) and answers ``0x0000`` only after the report
 is committed and assessed; a re-delivery of the same instance is a success again.
 
-We announce ``TR_DIMSE_MAX_PDU_BYTES`` (64 KiB) as our maximum PDU length, and every
-association is read through :mod:`.dimse_guard`, which aborts it (A-ABORT) when a PDU
-over ``TR_DIMSE_ABORT_PDU_BYTES`` (1 MiB) or a data set over
-``TR_DIMSE_MAX_DATASET_BYTES`` (64 MiB) arrives (reliability.md sections 4 and 5).
+A calling AE title not in ``TR_DIMSE_ALLOWED_CALLING_AES`` (when set) gets an
+A-ASSOCIATE-RJ: rejected-permanent, service user, calling AE title not recognized
+(reliability.md section 4). We announce ``TR_DIMSE_MAX_PDU_BYTES`` (64 KiB) as our
+maximum PDU length, and every association is read through :mod:`.dimse_guard`, which
+aborts it (A-ABORT) when a PDU over ``TR_DIMSE_ABORT_PDU_BYTES`` (1 MiB) or a data set
+over ``TR_DIMSE_MAX_DATASET_BYTES`` (64 MiB) arrives (reliability.md sections 4 and 5).
 """
 
 from __future__ import annotations
@@ -138,6 +140,12 @@ def start(
     ae.network_timeout = settings.dimse_network_timeout
     ae.maximum_associations = settings.dimse_max_associations
     ae.maximum_pdu_size = settings.dimse_max_pdu_bytes
+    ae.require_calling_aet = allowed_calling_aes(settings)
+    if not ae.require_calling_aet:
+        logger.warning(
+            "DIMSE SCP accepts any calling AE title: set TR_DIMSE_ALLOWED_CALLING_AES"
+            " to the AE titles of the PACS that may send"
+        )
     ae.add_supported_context(Verification)
     for sop_class in SR_STORAGE:
         ae.add_supported_context(sop_class)
@@ -163,6 +171,13 @@ def start(
         server.server_address[1],
     )
     return server
+
+
+def allowed_calling_aes(settings: Settings) -> list[str]:
+    """The calling AE titles of ``TR_DIMSE_ALLOWED_CALLING_AES``; empty: any (issue 6)."""
+    return [
+        title.strip() for title in settings.dimse_allowed_calling_aes.split(",") if title.strip()
+    ]
 
 
 def _root_url(settings: Settings) -> str:

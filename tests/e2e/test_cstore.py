@@ -275,3 +275,50 @@ def test_a_data_set_over_the_budget_aborts_the_association(
         (tmp_path / "server.log").read_text()
     )
     _assert_still_serving(guarded, tmp_path)
+
+
+# -- calling AE allow-list (issue 6) ----------------------------------------------------
+
+
+@pytest.fixture
+def allow_listed(tmp_path: Path, database_url: str) -> Iterator[Listener]:
+    port = free_port()
+    allowed = {"TR_DIMSE_ALLOWED_CALLING_AES": " ORTHANC , PACS_A"}
+    with running_server(tmp_path, database_url, TR_DIMSE_PORT=str(port), **allowed) as base:
+        yield Listener(base, port, database_url)
+
+
+def test_an_unknown_calling_ae_title_is_rejected_permanently(
+    allow_listed: Listener, tmp_path: Path
+) -> None:
+    path = _lesions_sr(tmp_path, 1)
+    refused = _dcmtk("storescu", allow_listed, "-aet", "INTRUDER", "-R", str(path))
+    output = (refused.stdout + refused.stderr).lower()
+    assert refused.returncode != 0 and "association rejected" in output, output
+    assert "rejected permanent" in output and "calling ae title not recognized" in output
+    answers: list[tuple[int, int, int]] = []
+    ae = AE(ae_title="ALSO_UNKNOWN")
+    ae.add_requested_context(Comprehensive3DSRStorage)
+    assoc = ae.associate(
+        "127.0.0.1",
+        allow_listed.port,
+        ae_title=AE_TITLE,
+        evt_handlers=[
+            (
+                evt.EVT_ACSE_RECV,
+                lambda event: answers.append(
+                    (
+                        event.primitive.result,
+                        event.primitive.result_source,
+                        event.primitive.diagnostic,
+                    )
+                ),
+            )
+        ],
+    )
+    assert assoc.is_rejected
+    assert answers == [(0x01, 0x01, 0x03)]  # rejected-permanent, service user, calling AE
+    assert _stored_patients(allow_listed) == []
+    allowed = _dcmtk("storescu", allow_listed, "-aet", "PACS_A", "-R", str(path))
+    assert allowed.returncode == 0 and "Success" in allowed.stdout + allowed.stderr
+    assert _stored_patients(allow_listed) == [PatientIdentity(DEFAULT_PATIENT_SYSTEM, "GUARD-1")]
