@@ -99,6 +99,7 @@ document = sa.Table(
     ),
     sa.UniqueConstraint("tenant", "uid", name="uq_document_uid"),
     sa.Index("ix_document_patient", "patient_id", "id"),
+    sa.Index("ix_document_study", "tenant", "study_uid"),  # identity-conflict check
 )
 
 lesion = sa.Table(
