@@ -42,6 +42,12 @@ class Settings(BaseSettings):
         description="FHIR identifier system that names the same patient as a DICOM "
         "PatientID without issuer",
     )
+    sr_max_inflated_bytes: int = Field(
+        default=32 * MIB,
+        gt=0,
+        description="largest size a deflated SR data set may inflate to (reliability.md 5); "
+        "beyond it: 400 too-costly / 0xC101",
+    )
     max_dicom_body_bytes: int = Field(
         default=64 * MIB, description="largest accepted application/dicom request body"
     )

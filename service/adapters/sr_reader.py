@@ -131,14 +131,15 @@ _LENGTH_KINDS = frozenset(
 )
 
 
-def parse_dicom(data: bytes) -> Dataset:
+def parse_dicom(data: bytes, *, max_inflated_bytes: int = MAX_INFLATED_BYTES) -> Dataset:
     """Parse DICOM Part 10 bytes (no ``force``) and check the SOP class is an SR one.
 
-    Raises :class:`InvalidInput` for unreadable bytes and :class:`UnsupportedInput`
-    for a readable object that is not an SR able to hold measurements.
+    Raises :class:`InvalidInput` for unreadable bytes, :class:`UnsupportedInput` for a
+    readable object that is not an SR able to hold measurements and :class:`TooCostly`
+    for a deflated data set inflating beyond *max_inflated_bytes*.
     """
     try:
-        _check_inflated_size(data)
+        _check_inflated_size(data, max_inflated_bytes)
         dataset = dcmread(BytesIO(data), stop_before_pixels=True)
         _require_complete(dataset)
         sop_class = _sop_class(dataset)
@@ -150,9 +151,9 @@ def parse_dicom(data: bytes) -> Dataset:
     return dataset
 
 
-def _check_inflated_size(data: bytes) -> None:
+def _check_inflated_size(data: bytes, limit: int) -> None:
     """Refuse a Deflated Explicit VR Little Endian data set (PS3.5 A.5) that inflates
-    beyond :data:`MAX_INFLATED_BYTES`, before pydicom inflates it without a bound."""
+    beyond *limit* bytes, before pydicom inflates it without a bound."""
     position, transfer_syntax = _PREAMBLE_AND_PREFIX, b""
     while data[position : position + 2] == b"\x02\x00" and position + 8 <= len(data):
         element, vr = data[position + 2 : position + 4], data[position + 4 : position + 6]
@@ -169,10 +170,10 @@ def _check_inflated_size(data: bytes) -> None:
         return
     inflater = zlib.decompressobj(-zlib.MAX_WBITS)
     size = len(inflater.decompress(data[position:], _INFLATE_CHUNK))
-    while inflater.unconsumed_tail and size <= MAX_INFLATED_BYTES:
+    while inflater.unconsumed_tail and size <= limit:
         size += len(inflater.decompress(inflater.unconsumed_tail, _INFLATE_CHUNK))
-    if size > MAX_INFLATED_BYTES:
-        raise TooCostly(f"the deflated data set inflates beyond {MAX_INFLATED_BYTES} bytes")
+    if size > limit:
+        raise TooCostly(f"the deflated data set inflates beyond {limit} bytes")
 
 
 def _require_complete(dataset: Dataset) -> None:

@@ -17,7 +17,7 @@ import argparse
 import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import TextIO
@@ -31,8 +31,6 @@ from service.adapters import (
     fhir_writer,
     report_pdf,
     report_render,
-    sr_context,
-    sr_reader,
     strict_json,
 )
 from service.config import Settings
@@ -176,9 +174,12 @@ def read_file(path: Path, settings: Settings) -> list[services.Inbound]:
         system = settings.patient_system
         read = fhir_reader.read_fhir(document, digest=digest, patient_system=system)
         return [services.Inbound(report, digest) for report in read.reports]
-    instance = dicom_status.read_instance(data, patient_system=settings.patient_system)
-    context = sr_context.extract(sr_reader.parse_dicom(data))  # for --format sr
-    return [replace(instance.inbound, dicom_context=context)]
+    instance = dicom_status.read_instance(
+        data,
+        patient_system=settings.patient_system,
+        max_inflated_bytes=settings.sr_max_inflated_bytes,
+    )
+    return [instance.inbound]  # its dicom_context serves --format sr
 
 
 def _store(engine: Engine, files: Sequence[Path], settings: Settings, progress: _Progress) -> _Run:

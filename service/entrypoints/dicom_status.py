@@ -158,13 +158,19 @@ def instance_digest(data: bytes, dataset: Dataset) -> str:
     return services.digest(data[start:])
 
 
-def read_instance(data: bytes, *, patient_system: str, study: str | None = None) -> Instance:
+def read_instance(
+    data: bytes,
+    *,
+    patient_system: str,
+    study: str | None = None,
+    max_inflated_bytes: int = sr_reader.MAX_INFLATED_BYTES,
+) -> Instance:
     """Parse and read one PS3.10 instance, or raise :class:`InstanceRefused`.
 
     *study*, when given, is the StudyInstanceUID every instance must carry (STOW-RS
-    ``/studies/{study}``).
+    ``/studies/{study}``); a deflated data set may inflate to *max_inflated_bytes*.
     """
-    dataset = _parse(data)
+    dataset = _parse(data, max_inflated_bytes)
     _check_meta(dataset)
     if study is not None and str(dataset.get("StudyInstanceUID", "")) != study:
         raise InstanceRefused(Condition.STUDY_MISMATCH, f"StudyInstanceUID is not {study}", dataset)
@@ -230,9 +236,9 @@ def _assess(
     )
 
 
-def _parse(data: bytes) -> Dataset:
+def _parse(data: bytes, max_inflated_bytes: int) -> Dataset:
     try:
-        return sr_reader.parse_dicom(data)
+        return sr_reader.parse_dicom(data, max_inflated_bytes=max_inflated_bytes)
     except (TooCostly, TooLarge) as exc:  # reliability.md 4: a size or structure limit
         raise InstanceRefused(Condition.LIMIT, str(exc)) from exc
     except InvalidInput as exc:

@@ -70,7 +70,11 @@ def handle_store(
                         dicom_status.Condition.LIMIT,
                         f"data set over {settings.max_dicom_body_bytes} bytes",
                     )
-                instance = dicom_status.read_instance(data, patient_system=settings.patient_system)
+                instance = dicom_status.read_instance(
+                    data,
+                    patient_system=settings.patient_system,
+                    max_inflated_bytes=settings.sr_max_inflated_bytes,
+                )
                 # DIMSE has no token: every C-STORE goes to the configured tenant (README)
                 dicom_status.commit(
                     engine,

@@ -13,6 +13,8 @@ import pytest
 from service.config import Settings
 from service.entrypoints.api.app import create_app
 from tests.fhir_factory import measurement_bundle
+from tests.fuzz.dicom_bytes import deflated, zeros_element
+from tests.fuzz.hostile import report
 
 pytestmark = pytest.mark.anyio
 
@@ -30,6 +32,7 @@ async def tight(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
         json_max_array_items=5,
         json_max_string_bytes=200,
         json_max_number_chars=10,
+        sr_max_inflated_bytes=256 * 1024,
     )
     app = create_app(settings)
     async with app.router.lifespan_context(app):
@@ -66,3 +69,15 @@ async def test_the_bundle_limit_holds_on_both_routes(tight: httpx.AsyncClient) -
     for path in ("/fhir", "/assessments"):
         answer = await tight.post(path, content=big, headers=FHIR)
         assert _code(answer) == (413, "too-long"), (path, answer.text)
+
+
+async def test_the_inflated_size_of_a_deflated_sr_is_the_configured_one(
+    tight: httpx.AsyncClient,
+) -> None:
+    dicom = {"Content-Type": "application/dicom"}
+    padded = deflated(report(), zeros_element(1 << 19, chunk=1 << 16))  # past 256 KiB
+    refused = await tight.post("/assessments", content=padded, headers=dicom)
+    assert _code(refused) == (400, "too-costly"), refused.text
+    assert "262144 bytes" in refused.json()["issue"][0]["diagnostics"]
+    within = await tight.post("/assessments", content=deflated(report()), headers=dicom)
+    assert within.status_code == 200, within.text

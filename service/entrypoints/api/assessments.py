@@ -76,7 +76,7 @@ def _read_dicom(
     data: bytes, request: Request, settings: Settings, tenant: str
 ) -> list[services.Inbound]:
     """One SR in DICOM Part 10; its digest is the one STOW-RS and C-STORE use."""
-    dataset = sr_reader.parse_dicom(data)
+    dataset = sr_reader.parse_dicom(data, max_inflated_bytes=settings.sr_max_inflated_bytes)
     report = sr_reader.read_sr(dataset, patient_system=settings.patient_system)
     digest = dicom_status.instance_digest(data, dataset)
     return [services.Inbound(report, digest, dicom_context=sr_context.extract(dataset))]

@@ -143,7 +143,10 @@ def _read_part(
             dicom_status.Condition.CANNOT_UNDERSTAND, f"a part of type {part.media_type}"
         )
     return dicom_status.read_instance(
-        part.body, patient_system=settings.patient_system, study=study
+        part.body,
+        patient_system=settings.patient_system,
+        study=study,
+        max_inflated_bytes=settings.sr_max_inflated_bytes,
     )
 
 
