@@ -295,3 +295,22 @@ async def test_patient_search_and_subject_reference(client: httpx.AsyncClient) -
         "/fhir/DiagnosticReport", params={"subject": f"Patient/{patient_id}", "date": "2024-03-01"}
     )
     assert reports.json()["total"] == 1
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/fhir/AuditEvent?patient=%00",
+        "/fhir/AuditEvent?type=%00",
+        "/fhir/Observation/%00",
+        "/fhir/DiagnosticReport?subject=Patient/%00",
+        "/fhir/Patient?identifier=a|%00",
+    ],
+)
+async def test_a_nul_character_in_the_url_is_invalid_on_every_database(
+    client: httpx.AsyncClient, url: str
+) -> None:
+    # PostgreSQL text cannot hold NUL: before the check these were 500s there
+    answer = await client.get(url)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["issue"][0]["code"] == "invalid"

@@ -51,7 +51,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="Tumour response assessment (RECIST 1.1) from DICOM SR and FHIR measurements",
         lifespan=lifespan,
-        dependencies=[Depends(auth.authorize)],  # every route, one table (auth.ROUTE_SCOPES)
+        dependencies=[
+            Depends(auth.authorize),  # every route, one table (auth.ROUTE_SCOPES)
+            Depends(errors.refuse_nul),
+        ],
     )
     app.state.settings = settings
     app.state.auth = auth.Guard.from_settings(settings)

@@ -127,6 +127,15 @@ async def _starlette_http(request: Request, exc: Exception) -> Response:
     )
 
 
+def refuse_nul(request: Request) -> None:
+    """Refuse a NUL character in the path or the query string (400 ``invalid``): no
+    identifier, id or search value holds one, and PostgreSQL text cannot store one
+    (an app-wide dependency, after authorization)."""
+    query = request.scope.get("query_string", b"")
+    if "\x00" in request.scope["path"] or b"\x00" in query or b"%00" in query:
+        raise HttpProblem(400, "invalid", "the URL contains a NUL character")
+
+
 def internal_error(incident: str) -> Response:
     """The 500 answer to an exception no handler took: only the correlation id
     *incident* (the request id); the traceback goes to the log. Call it while handling
