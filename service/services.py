@@ -9,7 +9,7 @@ confirmed to exist (reliability.md section 3, tenant isolation).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -58,6 +58,21 @@ class Tally:
 # caller to act on once the transaction committed (e.g. push its SR to a PACS):
 # (tenant, patient, date).
 Change = tuple[str, PatientIdentity, date]
+
+
+def fresh_attempt(changed: list[Change], tally: Tally | None) -> Callable[[], None]:
+    """What each attempt of a retried transaction (``db.transaction``) calls first: it
+    forgets what an earlier attempt, rolled back, noted in *changed* and *tally*, so a
+    retry neither pushes nor counts twice."""
+    start = None if tally is None else (tally.new, tally.redelivered, len(tally.verdicts))
+
+    def forget() -> None:
+        changed.clear()
+        if tally is not None and start is not None:
+            tally.new, tally.redelivered = start[0], start[1]
+            del tally.verdicts[start[2] :]
+
+    return forget
 
 
 def digest(data: bytes) -> str:

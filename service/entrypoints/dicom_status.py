@@ -205,9 +205,13 @@ def commit(
     """
     try:
         with push_worker.collect(pusher) as changed:
-            transaction(
-                engine, lambda store: _assess(store, instance, root_url, changed, tenant, tally)
-            )
+            forget_earlier_attempt = services.fresh_attempt(changed, tally)
+
+            def attempt(store: Store) -> None:
+                forget_earlier_attempt()
+                _assess(store, instance, root_url, changed, tenant, tally)
+
+            transaction(engine, attempt)
     except DomainError as exc:
         # the class only: the message may quote the SOP Instance UID (reliability.md 2.9)
         logger.info("instance refused: %s", type(exc).__name__)
@@ -223,7 +227,6 @@ def _assess(
     tenant: str,
     tally: services.Tally | None,
 ) -> None:
-    changed.clear()  # an earlier attempt's changes were rolled back with it
     services.assess_reports(
         store,
         [instance.inbound],

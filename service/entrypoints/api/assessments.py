@@ -136,11 +136,13 @@ async def post_assessments(
         inbound = reader(data, request, settings, tenant)
         pusher = request.app.state.push_worker
 
-        def store_and_answer(store: Store) -> Response:
-            changed.clear()  # an earlier attempt's changes were rolled back with it
-            return answer(store, inbound, query, request, changed, tenant, tally)
-
         with push_worker.collect(pusher, query.criteria, query.params, query.setting) as changed:
+            forget_earlier_attempt = services.fresh_attempt(changed, tally)
+
+            def store_and_answer(store: Store) -> Response:
+                forget_earlier_attempt()
+                return answer(store, inbound, query, request, changed, tenant, tally)
+
             return transaction(engine, store_and_answer)
 
 

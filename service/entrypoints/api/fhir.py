@@ -573,7 +573,7 @@ def _store_input(
     whether it is new. Changed results are then pushed to the PACS, if one is set."""
 
     def store_and_assess(store: Store) -> list[tuple[StoredResource, bool]]:
-        changed.clear()  # an earlier attempt's changes were rolled back with it
+        forget_earlier_attempt()
         keys = [location.split("/", 1) for location in received.locations]
         existed = [_exists(store, kind, resource_id, tenant) for kind, resource_id in keys]
         services.assess_reports(
@@ -592,6 +592,7 @@ def _store_input(
         ]
 
     with push_worker.collect(request.app.state.push_worker) as changed:
+        forget_earlier_attempt = services.fresh_attempt(changed, tally)
         return transaction(engine, store_and_assess)
 
 
