@@ -26,7 +26,8 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """``python -m service serve`` on *database_url* with TR_* *env* on a fixed port,
+    """``python -m service serve`` on *database_url* with TR_* *env* on a free port (DIMSE
+    off unless *env* sets ``TR_DIMSE_PORT``),
     which tests may start, kill (SIGKILL) or stop (SIGTERM) and start again on the same
     database; its output goes to ``server.log`` in *workdir*."""
 
@@ -34,7 +35,9 @@ class ServerProcess:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = workdir / "server.log"
-        self._env = {**os.environ, "TR_DATABASE_URL": database_url, **env}
+        # No DIMSE listener unless *env* names a port: a fixed 11112 would clash with
+        # another run on the machine (and module-scoped servers miss clean_environ).
+        self._env = {**os.environ, "TR_DIMSE_PORT": "0", "TR_DATABASE_URL": database_url, **env}
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> float:
