@@ -18,7 +18,13 @@ from service.adapters.db import Store, transaction
 from service.config import Settings
 from service.entrypoints import dicom_status, metrics, push_worker
 from service.entrypoints.api import fhir
-from service.entrypoints.api.deps import EngineDep, SettingsDep, TenantDep, public_root
+from service.entrypoints.api.deps import (
+    EngineDep,
+    SettingsDep,
+    TenantDep,
+    public_root,
+    read_body,
+)
 from service.entrypoints.api.dicomweb import limits
 from service.entrypoints.api.errors import FHIR_JSON, HttpProblem
 from service.entrypoints.api.params import AssessmentQuery, AssessmentQueryDep
@@ -53,19 +59,6 @@ _ANSWERS: dict[int | str, dict[str, object]] = {
         )
     },
 }
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it passes *limit* bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise HttpProblem(413, "too-long", f"request body over {limit} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise HttpProblem(413, "too-long", f"request body over {limit} bytes")
-    return bytes(body)
 
 
 def _media_type(request: Request) -> str:

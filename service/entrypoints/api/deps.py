@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 
 from service.config import Settings
 from service.entrypoints.api.auth import Principal, authorize
+from service.entrypoints.api.errors import HttpProblem
 
 
 def get_settings(request: Request) -> Settings:
@@ -34,6 +35,19 @@ PrincipalDep = Annotated[Principal, Depends(authorize)]  # the app-wide check, c
 async def caller_tenant(principal: PrincipalDep) -> str:
     """The tenant every store call of the request is scoped to (reliability.md section 3)."""
     return principal.tenant
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it passes *limit* bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise HttpProblem(413, "too-long", f"request body over {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise HttpProblem(413, "too-long", f"request body over {limit} bytes")
+    return bytes(body)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -41,7 +41,13 @@ from service.domain.errors import (
 from service.domain.model import AssessmentParameters, PatientIdentity
 from service.entrypoints import metrics, push_worker
 from service.entrypoints.api import auth
-from service.entrypoints.api.deps import EngineDep, SettingsDep, TenantDep, public_root
+from service.entrypoints.api.deps import (
+    EngineDep,
+    SettingsDep,
+    TenantDep,
+    public_root,
+    read_body,
+)
 from service.entrypoints.api.errors import (
     FHIR_JSON,
     HttpProblem,
@@ -147,11 +153,17 @@ def parse_fhir(data: bytes, settings: Settings, limit: int | None = None) -> Any
 
 
 async def _body(request: Request, settings: Settings, limit: int) -> Any:
-    # assessments imports this module for its FHIR reader: import its body reader late
-    from service.entrypoints.api.assessments import read_body
-
     _require_json_body(request)
     return parse_fhir(await read_body(request, limit), settings, limit)
+
+
+async def _posted(request: Request, settings: Settings, limit: int, kind: str, route: str) -> Any:
+    """The negotiated, parsed body of a write to *route*, which takes one *kind*."""
+    negotiate(request)
+    document = await _body(request, settings, limit)
+    if not isinstance(document, dict) or document.get("resourceType") != kind:
+        raise InvalidInput(f"POST {route} takes one {kind} resource", "resourceType")
+    return document
 
 
 # -- reading input into reports ------------------------------------------------------------
@@ -617,10 +629,8 @@ async def create_observation(
 ) -> Response:
     """Create a measurement Observation; ``If-None-Exist`` makes it conditional."""
     with metrics.ingest(CHANNEL) as tally:
-        negotiate(request)
-        document = await _body(request, settings, settings.fhir_max_resource_bytes)
-        if not isinstance(document, dict) or document.get("resourceType") != "Observation":
-            raise InvalidInput("POST /fhir/Observation takes an Observation", "resourceType")
+        limit = settings.fhir_max_resource_bytes
+        document = await _posted(request, settings, limit, "Observation", "/fhir/Observation")
         condition = request.headers.get("if-none-exist")
         if condition:
             with open_store(engine) as store:
@@ -717,10 +727,8 @@ async def post_bundle(
 ) -> Response:
     """A ``transaction`` (all or nothing) or ``batch`` (per entry) Bundle."""
     with metrics.ingest(CHANNEL) as tally:
-        negotiate(request)
-        document = await _body(request, settings, settings.fhir_max_bundle_bytes)
-        if not isinstance(document, dict) or document.get("resourceType") != "Bundle":
-            raise InvalidInput("POST /fhir takes a Bundle", "resourceType")
+        limit = settings.fhir_max_bundle_bytes
+        document = await _posted(request, settings, limit, "Bundle", "/fhir")
         fhir_reader.resources_of(document)  # types and limits, before anything is stored
         kind = document.get("type")
         if kind in ("transaction", "batch"):
