@@ -23,18 +23,21 @@ constraint, not a prior SELECT, decides races between concurrent ingests.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import sqlite3
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
@@ -314,15 +317,36 @@ class Store:
     def reports(
         self, patient: PatientIdentity, tenant: str = DEFAULT_TENANT
     ) -> list[TimepointReport]:
-        """All reports of *patient*, in the order they were stored."""
+        """All reports of *patient*, in the order they were stored.
+
+        One row per document: its lesions come from its ``lesions`` column; only the
+        documents stored before that column existed are read from their lesion and
+        measurement rows.
+        """
         audit.note_patient(patient)
-        d, lsn, m = schema.document, schema.lesion, schema.measurement
-        document_ids = sa.select(d.c.id).join(schema.patient).where(_is(patient, tenant))
+        d = schema.document
         documents = self._connection.execute(
             sa.select(d).join(schema.patient).where(_is(patient, tenant)).order_by(d.c.id)
         ).all()
         if not documents:
             raise NotFound("no such patient")
+        from_rows = self._lesions_from_rows([row.id for row in documents if row.lesions is None])
+        return [
+            _report(
+                patient,
+                row,
+                from_rows[row.id] if row.lesions is None else _decode_lesions(bytes(row.lesions)),
+            )
+            for row in documents
+        ]
+
+    def _lesions_from_rows(
+        self, document_ids: Sequence[int]
+    ) -> dict[int, tuple[LesionObservation, ...]]:
+        """The lesions of *document_ids* rebuilt from their lesion and measurement rows."""
+        if not document_ids:
+            return {}
+        lsn, m = schema.lesion, schema.measurement
         lesions = self._connection.execute(
             sa.select(lsn)
             .where(lsn.c.document_id.in_(document_ids))
@@ -334,7 +358,13 @@ class Store:
             .where(lsn.c.document_id.in_(document_ids))
             .order_by(m.c.lesion_id, m.c.position)
         ).all()
-        return _assemble(patient, documents, lesions, measurements)
+        by_lesion: defaultdict[int, list[Measurement]] = defaultdict(list)
+        for row in measurements:
+            by_lesion[row.lesion_id].append(_measurement(row._mapping))
+        by_document: defaultdict[int, list[LesionObservation]] = defaultdict(list)
+        for row in lesions:
+            by_document[row.document_id].append(_lesion(row._mapping, tuple(by_lesion[row.id])))
+        return {document_id: tuple(by_document[document_id]) for document_id in document_ids}
 
     def patients(self, tenant: str = DEFAULT_TENANT) -> list[PatientIdentity]:
         """Every patient with at least one stored report, by identifier system and value."""
@@ -630,6 +660,7 @@ class Store:
         patient_id = self._ensure_patient(report.patient, tenant)
         insert_document = sa.insert(schema.document).returning(schema.document.c.id)
         document_row = _document_row(report, digest, tenant, patient_id)
+        document_row["lesions"] = _encode_lesions(report.lesions)
         if dicom_context is not None:  # else SQL NULL: JSON would store None as 'null'
             document_row["dicom_context"] = dicom_context
         document_id = self._connection.execute(insert_document, document_row).scalar_one()
@@ -710,10 +741,13 @@ def _document_row(
 
 
 def _lesion_row(document_id: int, position: int, lesion: LesionObservation) -> dict[str, Any]:
+    return {"document_id": document_id, "position": position, **_lesion_fields(lesion)}
+
+
+def _lesion_fields(lesion: LesionObservation) -> dict[str, Any]:
+    """What a lesion row holds of *lesion*, and a lesion of the ``lesions`` column."""
     site, merged_into = lesion.site, lesion.merged_into
     return {
-        "document_id": document_id,
-        "position": position,
         "tracking_uid": lesion.identity.tracking_uid,
         "tracking_id": lesion.identity.tracking_id,
         "role": None if lesion.role is None else lesion.role.value,
@@ -739,9 +773,13 @@ def _lesion_row(document_id: int, position: int, lesion: LesionObservation) -> d
 
 
 def _measurement_row(lesion_id: int, position: int, measurement: Measurement) -> dict[str, Any]:
+    return {"lesion_id": lesion_id, "position": position, **_measurement_fields(measurement)}
+
+
+def _measurement_fields(measurement: Measurement) -> dict[str, Any]:
+    """What a measurement row holds of *measurement*, and a measurement of the
+    ``lesions`` column."""
     return {
-        "lesion_id": lesion_id,
-        "position": position,
         "kind": measurement.kind.value,
         "value": measurement.value,
         "path": measurement.provenance.path,
@@ -750,20 +788,46 @@ def _measurement_row(lesion_id: int, position: int, measurement: Measurement) ->
     }
 
 
-def _assemble(
-    patient: PatientIdentity,
-    documents: Sequence[AnyRow],
-    lesions: Sequence[AnyRow],
-    measurements: Sequence[AnyRow],
-) -> list[TimepointReport]:
-    """Rebuild reports from rows ordered by document, lesion and position."""
-    by_lesion: defaultdict[int, list[Measurement]] = defaultdict(list)
-    for row in measurements:
-        by_lesion[row.lesion_id].append(_measurement(row))
-    by_document: defaultdict[int, list[LesionObservation]] = defaultdict(list)
-    for row in lesions:
-        by_document[row.document_id].append(_lesion(row, tuple(by_lesion[row.id])))
-    return [_report(patient, row, tuple(by_document[row.id])) for row in documents]
+def _encode_lesions(lesions: Sequence[LesionObservation]) -> bytes:
+    """The ``lesions`` column of a document: each lesion's row fields with its
+    measurements' under ``measurements``; decimals as their exact text (db_schema)."""
+    return orjson.dumps(
+        [
+            {
+                **_lesion_fields(lesion),
+                "measurements": [_measurement_fields(m) for m in lesion.measurements],
+            }
+            for lesion in lesions
+        ],
+        default=_exact_text,
+    )
+
+
+def _exact_text(value: object) -> str:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not stored in the lesions column")
+
+
+# Decoded ``lesions`` columns, by their bytes: a document never changes once stored, so
+# a patient's earlier timepoints are decoded once per process, not on every request of
+# that patient (issue 7, history growth). The domain objects are immutable, so sharing
+# them is safe; about 10 KB each for 10 lesions.
+_DECODED_DOCUMENTS_KEPT = 2048
+
+
+def forget_decoded_documents() -> None:
+    """Empty the cache of decoded documents (a benchmark's cold start)."""
+    _decode_lesions.cache_clear()
+
+
+@functools.lru_cache(maxsize=_DECODED_DOCUMENTS_KEPT)
+def _decode_lesions(data: bytes) -> tuple[LesionObservation, ...]:
+    """The lesions of :func:`_encode_lesions`."""
+    return tuple(
+        _lesion(fields, tuple(_measurement(found) for found in fields["measurements"]))
+        for fields in orjson.loads(data)
+    )
 
 
 def _report(
@@ -781,13 +845,19 @@ def _report(
     )
 
 
-def _lesion(row: AnyRow, measurements: tuple[Measurement, ...]) -> LesionObservation:
+def _lesion(fields: Mapping[Any, Any], measurements: tuple[Measurement, ...]) -> LesionObservation:
+    """The lesion of a lesion row or of the ``lesions`` column."""
+    merged_uid, merged_id = fields["merged_into_uid"], fields["merged_into_id"]
+    role, state, site_code = fields["role"], fields["state"], fields["site_code"]
+    thickness = fields["slice_thickness_mm"]
     return LesionObservation(
-        identity=LesionIdentity(row.tracking_uid, row.tracking_id),
-        role=None if row.role is None else LesionRole(row.role),
-        site=_site(row),
-        is_nodal=row.is_nodal,
-        state=None if row.state is None else LesionState(row.state),
+        identity=LesionIdentity(fields["tracking_uid"], fields["tracking_id"]),
+        role=None if role is None else LesionRole(role),
+        site=None
+        if site_code is None
+        else Code(site_code, fields["site_scheme"], fields["site_meaning"]),
+        is_nodal=fields["is_nodal"],
+        state=None if state is None else LesionState(state),
         measurements=measurements,
         findings=tuple(
             QualitativeFinding(
@@ -795,35 +865,31 @@ def _lesion(row: AnyRow, measurements: tuple[Measurement, ...]) -> LesionObserva
                 f["value"],
                 None if f.get("value_code") is None else Code(*f["value_code"]),
             )
-            for f in row.findings
+            for f in fields["findings"]
         ),
-        merged_into=_merged_into(row),
-        slice_thickness_mm=row.slice_thickness_mm,
+        merged_into=None
+        if merged_uid is None and merged_id is None
+        else LesionIdentity(merged_uid, merged_id),
+        slice_thickness_mm=None if thickness is None else _exact(thickness),
     )
 
 
-def _site(row: AnyRow) -> Code | None:
-    if row.site_code is None:
-        return None
-    return Code(row.site_code, row.site_scheme, row.site_meaning)
-
-
-def _merged_into(row: AnyRow) -> LesionIdentity | None:
-    if row.merged_into_uid is None and row.merged_into_id is None:
-        return None
-    return LesionIdentity(row.merged_into_uid, row.merged_into_id)
-
-
-def _measurement(row: AnyRow) -> Measurement:
+def _measurement(fields: Mapping[Any, Any]) -> Measurement:
+    """The measurement of a measurement row or of the ``lesions`` column."""
     return Measurement(
-        kind=MeasurementKind(row.kind),
-        value=row.value,
+        kind=MeasurementKind(fields["kind"]),
+        value=_exact(fields["value"]),
         provenance=Provenance(
-            row.path,
-            row.referenced_sop_uid,
-            tuple(_coordinates(found) for found in row.coordinates or ()),
+            fields["path"],
+            fields["referenced_sop_uid"],
+            tuple(_coordinates(found) for found in fields["coordinates"] or ()),
         ),
     )
+
+
+def _exact(value: Decimal | str) -> Decimal:
+    """A decimal column's value: DecimalText gives a Decimal, the ``lesions`` column its text."""
+    return value if isinstance(value, Decimal) else Decimal(value)
 
 
 def _coordinates_json(coordinates: Coordinates) -> dict[str, Any]:

@@ -91,6 +91,10 @@ document = sa.Table(
     sa.Column("received_at", UtcDateTime, nullable=False),
     sa.Column("setting", sa.JSON),  # ClinicalSetting, when the source carried one
     sa.Column("dicom_context", sa.JSON),  # Patient/Study modules for SR write-back
+    # The report's lesions as one JSON document (the lesion and measurement rows, nested),
+    # read back in one row per timepoint instead of ~30 (issue 7, history growth); NULL
+    # for documents stored before revision 0006, read from the rows.
+    sa.Column("lesions", sa.LargeBinary),
     sa.PrimaryKeyConstraint("id", name="pk_document"),
     sa.ForeignKeyConstraint(
         ["patient_id", "tenant"],

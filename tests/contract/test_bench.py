@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pydicom import dcmread
 
-from bench import bodies, cli_rate, measure, procstat, wrk
+from bench import bodies, cli_rate, inprocess, measure, procstat, wrk
 from bench.run import Ratio
 from service.adapters import sr_reader
 
@@ -135,3 +135,11 @@ def test_cli_rate_times_the_cli_and_the_walk_over_one_folder_of_histories(tmp_pa
     assert len({sr.SOPInstanceUID for sr in read}) == 4
     assert figures["cli_cpu_s"] > 0 and figures["baseline_cpu_s"] > 0
     assert figures["ratio"] == pytest.approx(figures["baseline_cpu_s"] / figures["cli_cpu_s"])
+
+
+def test_history_growth_measures_both_the_warm_and_the_cold_history(tmp_path):
+    found = inprocess.history_growth(tmp_path, patients=1)
+    for kind in ("warm", "cold"):
+        figures = found[kind]
+        assert figures["cpu_ms_10th"] > 0 and figures["cpu_ms_50th"] > 0
+        assert figures["ratio"] == pytest.approx(figures["cpu_ms_50th"] / figures["cpu_ms_10th"])

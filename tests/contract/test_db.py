@@ -160,7 +160,7 @@ def test_migrate_twice_gives_the_schema_of_the_metadata(engine: Engine) -> None:
     with engine.connect() as connection:
         context = MigrationContext.configure(connection)
         assert compare_metadata(context, metadata) == []
-        assert context.get_current_revision() == head_revision() == "0005"
+        assert context.get_current_revision() == head_revision() == "0006"
 
 
 def test_ping(db: Engine) -> None:
@@ -175,6 +175,21 @@ def test_reports_round_trip_exactly_in_storage_order(db: Engine) -> None:
     reports = stored_reports(db)
     assert reports == [plain, rich]
     assert str(reports[1].lesions[0].measurements[0].value) == "32.40"
+
+
+def test_documents_stored_before_the_lesions_column_read_from_their_rows(db: Engine) -> None:
+    """Revision 0006 reads lesions from one column; older documents (NULL there) still
+    read from their lesion and measurement rows, which every document keeps."""
+    older, newer = rich_report(), rich_report("1.2.826.0.1.2", BASELINE + timedelta(days=60))
+    assert add(db, older, "d-older")
+    with db.begin() as connection:
+        connection.execute(sa.update(document).values(lesions=None))
+    assert add(db, newer, "d-newer")
+    assert stored_reports(db) == [older, newer]
+    assert row_counts(db)["lesion"] == 2 * len(older.lesions)
+    with db.connect() as connection:
+        kept = connection.execute(sa.select(document.c.lesions).order_by(document.c.id)).all()
+    assert [row.lesions is None for row in kept] == [True, False]
 
 
 def test_redelivery_with_the_same_digest_stores_nothing(db: Engine) -> None:
