@@ -159,13 +159,18 @@ class Trail:
             "requestor": False,
         }
 
-    def save(self, connection: Connection) -> Callable[[], None]:
-        """Insert or update this event's row in *connection*'s transaction; returns what
-        to call once that transaction committed (until then the row may roll back)."""
+    def unsaved(self) -> bytes | None:
+        """The event as it would be saved now, None when that is what is stored."""
         if self.refresh is not None:
             self.refresh(self)
         body = dumps(self.resource())
-        if body == self._saved:
+        return None if body == self._saved else body
+
+    def save(self, connection: Connection) -> Callable[[], None]:
+        """Insert or update this event's row in *connection*'s transaction; returns what
+        to call once that transaction committed (until then the row may roll back)."""
+        body = self.unsaved()
+        if body is None:
             return _nothing
         row = {
             "tenant": self.tenant,
@@ -203,7 +208,10 @@ def _nothing() -> None:
 
 def save_alone(trail: Trail, engine: Engine) -> None:
     """Save *trail* in a transaction of its own (no data row goes with it). Never raises:
-    the answer stands, and the loss is logged (without the event: it names patients)."""
+    the answer stands, and the loss is logged (without the event: it names patients).
+    An event stored as it is takes no transaction (nor the SQLite write lock)."""
+    if trail.unsaved() is None:
+        return
     try:
         with engine.begin() as connection:
             committed = trail.save(connection)

@@ -204,17 +204,24 @@ def open_store(engine: Engine) -> Iterator[Store]:
     or PostgreSQL aborted the transaction for a serialization failure or deadlock.
     """
     trail = audit.current()
+    with answering(), engine.begin() as connection:
+        yield Store(connection)
+        committed = trail.save(connection) if trail is not None else None
+    if committed is not None:
+        committed()
+
+
+@contextmanager
+def answering() -> Iterator[None]:
+    """Raise :class:`Unavailable` for a database error that says it cannot serve now
+    (:func:`transient`); let every other error through."""
     try:
-        with engine.begin() as connection:
-            yield Store(connection)
-            committed = trail.save(connection) if trail is not None else None
+        yield
     except (PoolTimeout, DBAPIError) as exc:
-        if not _transient(exc):
+        if not transient(exc):
             raise
         logger.warning("database unavailable: %s", _describe(exc))
         raise Unavailable("database unavailable; retry later", RETRY_AFTER_SECONDS) from exc
-    if committed is not None:
-        committed()
 
 
 def transaction(engine: Engine, work: Callable[[Store], T]) -> T:
@@ -235,7 +242,7 @@ def transaction(engine: Engine, work: Callable[[Store], T]) -> T:
         attempt += 1
 
 
-def _transient(exc: Exception) -> bool:
+def transient(exc: Exception) -> bool:
     """Whether *exc* says the database cannot serve now (the same request can succeed
     later), rather than that the statement or the schema is wrong."""
     if isinstance(exc, PoolTimeout):

@@ -19,6 +19,8 @@ refused with ``0xC110`` "template not supported", on both transports.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
 from io import BytesIO
@@ -27,11 +29,10 @@ from typing import Final
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.uid import BasicTextSRStorage
-from sqlalchemy import Engine
 
 from service import services
 from service.adapters import sr_context, sr_reader
-from service.adapters.db import Store, transaction
+from service.adapters.db import Store
 from service.domain.errors import (
     Conflict,
     DomainError,
@@ -189,29 +190,48 @@ def read_instance(
     return Instance(str(dataset.SOPClassUID), report.source.uid, inbound)
 
 
-def commit(
-    engine: Engine,
+@contextmanager
+def committing(
     instance: Instance,
     root_url: str,
     pusher: push_worker.PushWorker | None = None,
     *,
     tenant: str,
     tally: services.Tally | None = None,
-) -> None:
-    """Store and assess one report of *tenant* in its own transaction (as ``POST
-    /assessments``); then submit the timepoints whose result changed to *pusher* (PACS
-    push). A serialization failure or deadlock is retried
-    (:func:`~service.adapters.db.transaction`).
+) -> Iterator[Callable[[Store], None]]:
+    """The unit of work storing and assessing one report of *tenant* (as ``POST
+    /assessments``), for the caller to run in a transaction inside the block
+    (:func:`~service.adapters.db.transaction`, or a
+    :class:`~service.adapters.writer.Writer`). Once the block ends, the timepoints whose
+    result changed go to *pusher* (PACS push); a domain error in the block is raised as
+    the instance's :class:`InstanceRefused`.
     """
+    with _refusing(instance), push_worker.collect(pusher) as changed:
+        yield _attempt(instance, root_url, changed, tenant, tally)
+
+
+def _attempt(
+    instance: Instance,
+    root_url: str,
+    changed: list[services.Change],
+    tenant: str,
+    tally: services.Tally | None,
+) -> Callable[[Store], None]:
+    """The unit of work storing and assessing *instance*; each attempt starts afresh."""
+    forget_earlier_attempt = services.fresh_attempt(changed, tally)
+
+    def attempt(store: Store) -> None:
+        forget_earlier_attempt()
+        _assess(store, instance, root_url, changed, tenant, tally)
+
+    return attempt
+
+
+@contextmanager
+def _refusing(instance: Instance) -> Iterator[None]:
+    """A domain error storing *instance* as its refusal."""
     try:
-        with push_worker.collect(pusher) as changed:
-            forget_earlier_attempt = services.fresh_attempt(changed, tally)
-
-            def attempt(store: Store) -> None:
-                forget_earlier_attempt()
-                _assess(store, instance, root_url, changed, tenant, tally)
-
-            transaction(engine, attempt)
+        yield
     except DomainError as exc:
         # the class only: the message may quote the SOP Instance UID (reliability.md 2.9)
         logger.info("instance refused: %s", type(exc).__name__)

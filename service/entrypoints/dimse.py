@@ -40,6 +40,7 @@ from pynetdicom.transport import ThreadedAssociationServer
 from sqlalchemy import Engine
 
 from service.adapters import audit
+from service.adapters.db import transaction
 from service.config import Settings
 from service.entrypoints import dicom_status, dimse_audit, dimse_guard, logs, metrics
 from service.entrypoints.push_worker import PushWorker
@@ -76,14 +77,10 @@ def handle_store(
                     max_inflated_bytes=settings.sr_max_inflated_bytes,
                 )
                 # DIMSE has no token: every C-STORE goes to the configured tenant (README)
-                dicom_status.commit(
-                    engine,
-                    instance,
-                    _root_url(settings),
-                    pusher,
-                    tenant=settings.tenant,
-                    tally=tally,
-                )
+                with dicom_status.committing(
+                    instance, _root_url(settings), pusher, tenant=settings.tenant, tally=tally
+                ) as attempt:
+                    transaction(engine, attempt)
         except dicom_status.InstanceRefused as refused:
             _log_store(refused.status.cstore, refused.condition.name)
             trail.fail(audit.Outcome.MINOR_FAILURE, f"instance refused ({refused.condition.name})")

@@ -9,6 +9,7 @@ from fastapi import Depends, FastAPI
 
 from service import __version__
 from service.adapters import db
+from service.adapters.writer import Writer
 from service.config import Settings
 from service.entrypoints import dimse, push_worker
 from service.entrypoints.api import (
@@ -35,6 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = db.create_engine(settings.database_url, settings.database_lock_timeout)
         db.migrate(engine)
         app.state.engine = engine
+        writer = app.state.writer = Writer(engine)
         pusher = app.state.push_worker = push_worker.from_settings(settings, engine)
         if pusher is not None:
             pusher.start()
@@ -42,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         if scp is not None:
             scp.shutdown()
+        writer.close()
         if pusher is not None:
             pusher.stop(timeout=settings.push_timeout)
         engine.dispose()

@@ -14,14 +14,14 @@ from fastapi.responses import Response
 
 from service import services
 from service.adapters import fhir_writer, multipart, sr_context, sr_reader
-from service.adapters.db import Store, transaction
+from service.adapters.db import Store
 from service.config import Settings
 from service.entrypoints import dicom_status, metrics, push_worker
 from service.entrypoints.api import fhir
 from service.entrypoints.api.deps import (
-    EngineDep,
     SettingsDep,
     TenantDep,
+    WriterDep,
     public_root,
     read_body,
 )
@@ -110,7 +110,7 @@ _READERS: dict[str, Callable[[bytes, Request, Settings, str], list[services.Inbo
 async def post_assessments(
     request: Request,
     settings: SettingsDep,
-    engine: EngineDep,
+    writer: WriterDep,
     query: AssessmentQueryDep,
     tenant: TenantDep,
 ) -> Response:
@@ -136,7 +136,7 @@ async def post_assessments(
                 forget_earlier_attempt()
                 return answer(store, inbound, query, request, changed, tenant, tally)
 
-            return transaction(engine, store_and_answer)
+            return await writer.run(store_and_answer)
 
 
 def _bundle(

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy import Engine
 
+from service.adapters.writer import Writer
 from service.config import Settings
 from service.entrypoints.api.auth import Principal, authorize
 from service.entrypoints.api.errors import HttpProblem
@@ -21,6 +22,12 @@ def get_settings(request: Request) -> Settings:
 def get_engine(request: Request) -> Engine:
     engine: Engine = request.app.state.engine
     return engine
+
+
+def get_writer(request: Request) -> Writer:
+    """The app's :class:`~service.adapters.writer.Writer`: store writes off the event loop."""
+    writer: Writer = request.app.state.writer
+    return writer
 
 
 def public_root(request: Request) -> str:
@@ -52,4 +59,5 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
+WriterDep = Annotated[Writer, Depends(get_writer)]
 TenantDep = Annotated[str, Depends(caller_tenant)]

@@ -25,9 +25,10 @@ from fastapi.responses import Response
 
 from service.adapters import multipart
 from service.adapters.fhir_writer import Resource, dumps
+from service.adapters.writer import Writer
 from service.config import Settings
 from service.entrypoints import dicom_status, metrics
-from service.entrypoints.api.deps import EngineDep, SettingsDep, TenantDep, public_root
+from service.entrypoints.api.deps import SettingsDep, TenantDep, WriterDep, public_root
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/dicomweb", tags=["dicomweb"])
@@ -78,10 +79,10 @@ def limits(settings: Settings) -> multipart.Limits:
     response_class=Response,
 )
 async def store_instances(
-    request: Request, settings: SettingsDep, engine: EngineDep, tenant: TenantDep
+    request: Request, settings: SettingsDep, writer: WriterDep, tenant: TenantDep
 ) -> Response:
     """Store SR instances of any study; each is assessed."""
-    return await _stow(request, settings, engine, tenant, study=None)
+    return await _stow(request, settings, writer, tenant, study=None)
 
 
 @router.post(
@@ -91,14 +92,14 @@ async def store_instances(
     response_class=Response,
 )
 async def store_study_instances(
-    study: str, request: Request, settings: SettingsDep, engine: EngineDep, tenant: TenantDep
+    study: str, request: Request, settings: SettingsDep, writer: WriterDep, tenant: TenantDep
 ) -> Response:
     """Store SR instances of one study; an instance of another study fails (0xC112)."""
-    return await _stow(request, settings, engine, tenant, study=study)
+    return await _stow(request, settings, writer, tenant, study=study)
 
 
 async def _stow(
-    request: Request, settings: Settings, engine: EngineDep, tenant: str, study: str | None
+    request: Request, settings: Settings, writer: Writer, tenant: str, study: str | None
 ) -> Response:
     content_type = request.headers.get("content-type", "")
     try:
@@ -124,8 +125,13 @@ async def _stow(
             failed.append(dicom_status.refused_like(unavailable, instance))
             continue
         try:
-            with metrics.ingest(CHANNEL) as tally:
-                dicom_status.commit(engine, instance, root_url, pusher, tenant=tenant, tally=tally)
+            with (
+                metrics.ingest(CHANNEL) as tally,
+                dicom_status.committing(
+                    instance, root_url, pusher, tenant=tenant, tally=tally
+                ) as attempt,
+            ):
+                await writer.run(attempt)
         except dicom_status.InstanceRefused as refused:
             failed.append(refused)
             if refused.retry_after_seconds is not None:
