@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import bodies, cli_rate, inprocess, measure, orthanc, servers, wrk
+from bench import bodies, cli_rate, inprocess, measure, memory, orthanc, servers, wrk
 
 RESULTS = Path(__file__).with_name("results") / "latest.json"
 DICOM = "application/dicom"
@@ -224,6 +224,18 @@ def ratios(found: dict[str, Any]) -> list[Ratio]:
             "database share of an SR request (wall)", local["database_share"]["share"], "<=", 0.10
         ),
         Ratio("worker peak RSS, MB", max(sr["peak_rss_mb"], half["peak_rss_mb"]), "<=", 300),
+        Ratio(
+            "200-lesion SR: peak RSS added / body size",
+            found["memory"]["sr_200_lesions"]["ratio"],
+            "<=",
+            5,
+        ),
+        Ratio(
+            "999-entry Bundle: peak RSS added / body size",
+            found["memory"]["bundle_999_entries"]["ratio"],
+            "<=",
+            5,
+        ),
         Ratio("offline CLI / dcmread + full walk (CPU)", found["cli"]["ratio"], ">=", 0.5),
     ]
 
@@ -260,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
             ("orthanc", lambda: orthanc_phase(work, args, protocol)),
             ("inprocess", lambda: inprocess_phase(work, args)),
             ("cli", lambda: cli_rate.measure(work, args.cli_patients, 5, args.runs)),
+            ("memory", lambda: memory.measure(work / "memory")),
         ):
             print(f"-- {name} ({time.monotonic() - started:.0f} s)", flush=True)
             found[name] = phase()

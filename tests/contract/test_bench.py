@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pydicom import dcmread
 
-from bench import bodies, cli_rate, inprocess, measure, procstat, wrk
+from bench import bodies, cli_rate, inprocess, measure, memory, procstat, wrk
 from bench.run import Ratio
 from service.adapters import sr_reader
 
@@ -143,3 +143,11 @@ def test_history_growth_measures_both_the_warm_and_the_cold_history(tmp_path):
         figures = found[kind]
         assert figures["cpu_ms_10th"] > 0 and figures["cpu_ms_50th"] > 0
         assert figures["ratio"] == pytest.approx(figures["cpu_ms_50th"] / figures["cpu_ms_10th"])
+
+
+def test_memory_added_by_one_request_is_read_from_a_fresh_server(tmp_path):
+    body = next(bodies.distinct_srs(1, 10, prefix="MEMTEST"))
+    found = memory.added_by(tmp_path / "sr", body, "application/dicom")
+    assert found["body_bytes"] == len(body)
+    assert 0 < found["peak_rss_mb_before"] <= found["peak_rss_mb_after"]
+    assert found["ratio"] == pytest.approx(found["added_bytes"] / len(body))
