@@ -94,14 +94,15 @@ _MIGRATION_LOCK_KEY = 0x7475_6D72
 
 def create_engine(url: str, lock_timeout: float = DEFAULT_LOCK_TIMEOUT_SECONDS) -> Engine:
     """An engine for *url*; SQLite gets its pragmas, a busy timeout of *lock_timeout*
-    seconds and a parent directory. Pooled connections are checked before use, so the
-    service recovers by itself when the database comes back."""
+    seconds and a parent directory. PostgreSQL's pooled connections are checked before
+    use, so the service recovers by itself when the server comes back; a SQLite file has
+    no connection to lose (and the check would cost a query per transaction)."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         connect_args = {"connect_timeout": PG_CONNECT_TIMEOUT_SECONDS}
         return sa.create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
     _make_parent_directory(parsed.database)
-    engine = sa.create_engine(parsed, pool_pre_ping=True)
+    engine = sa.create_engine(parsed)
     busy_timeout_ms = round(lock_timeout * 1000)
 
     def on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -13,18 +13,21 @@ from service.config import Settings
 from service.entrypoints.api.auth import Principal, authorize
 from service.entrypoints.api.errors import HttpProblem
 
+# The dependencies are async: FastAPI runs a plain ``def`` dependency in its threadpool,
+# a thread hop per request (performance.md section 3.3).
 
-def get_settings(request: Request) -> Settings:
+
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_engine(request: Request) -> Engine:
+async def get_engine(request: Request) -> Engine:
     engine: Engine = request.app.state.engine
     return engine
 
 
-def get_writer(request: Request) -> Writer:
+async def get_writer(request: Request) -> Writer:
     """The app's :class:`~service.adapters.writer.Writer`: store writes off the event loop."""
     writer: Writer = request.app.state.writer
     return writer

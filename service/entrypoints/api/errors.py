@@ -127,7 +127,7 @@ async def _starlette_http(request: Request, exc: Exception) -> Response:
     )
 
 
-def refuse_nul(request: Request) -> None:
+async def refuse_nul(request: Request) -> None:
     """Refuse a NUL character in the path or the query string (400 ``invalid``): no
     identifier, id or search value holds one, and PostgreSQL text cannot store one
     (an app-wide dependency, after authorization)."""

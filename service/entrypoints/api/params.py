@@ -21,7 +21,7 @@ class AssessmentQuery:
     setting: ClinicalSetting | None
 
 
-def assessment_query(
+async def assessment_query(
     criteria: Annotated[
         list[str] | None,
         Query(
