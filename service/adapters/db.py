@@ -91,6 +91,67 @@ AnyRow = Row[*tuple[Any, ...]]
 # Key of the PostgreSQL advisory lock that lets one replica at a time migrate.
 _MIGRATION_LOCK_KEY = 0x7475_6D72
 
+# The write path's statements, built once with bound parameters: executing one again
+# with new values hits SQLAlchemy's compiled cache without building and coercing a new
+# expression per call (performance.md section 2.4, Core on the hot path).
+_IDENTITY = sa.and_(
+    schema.patient.c.tenant == sa.bindparam("tenant"),
+    schema.patient.c.system == sa.bindparam("system"),
+    schema.patient.c.value == sa.bindparam("value"),
+)
+_PATIENT_ID = sa.select(schema.patient.c.id).where(_IDENTITY)
+_LOCK_PATIENT = _PATIENT_ID.with_for_update(key_share=True)
+_INSERT_PATIENT = sa.insert(schema.patient).returning(schema.patient.c.id)
+_DOCUMENT_DIGEST = sa.select(schema.document.c.digest).where(
+    schema.document.c.tenant == sa.bindparam("tenant"),
+    schema.document.c.uid == sa.bindparam("uid"),
+)
+# The digest a document is stored with (NULL if none) and whether its study is stored
+# under another patient of the tenant, in one round trip.
+_STORED_DOCUMENT = sa.select(
+    _DOCUMENT_DIGEST.scalar_subquery().label("digest"),
+    sa.select(schema.document.c.id)
+    .join(schema.patient)
+    .where(
+        schema.document.c.tenant == sa.bindparam("tenant"),
+        schema.document.c.study_uid == sa.bindparam("study_uid"),
+        sa.not_(_IDENTITY),
+    )
+    .exists()
+    .label("study_elsewhere"),
+)
+_LOCK_RESULT = (
+    sa.select(
+        schema.timepoint_result.c.id,
+        schema.timepoint_result.c.version,
+        schema.timepoint_result.c.digest,
+        schema.timepoint_result.c.issued,
+    )
+    .where(
+        schema.timepoint_result.c.patient_id == sa.bindparam("patient_id"),
+        schema.timepoint_result.c.imaging_date == sa.bindparam("day"),
+    )
+    .with_for_update()
+)
+_INSERT_RESULT = sa.insert(schema.timepoint_result)
+_UPDATE_RESULT = sa.update(schema.timepoint_result).where(
+    schema.timepoint_result.c.id == sa.bindparam("row_id")
+)
+_LOCK_RESOURCES = (
+    sa.select(schema.fhir_resource)
+    .where(
+        schema.fhir_resource.c.tenant == sa.bindparam("tenant"),
+        schema.fhir_resource.c.resource_type.in_(sa.bindparam("types", expanding=True)),
+        schema.fhir_resource.c.resource_id.in_(sa.bindparam("ids", expanding=True)),
+    )
+    .order_by(schema.fhir_resource.c.id)
+    .with_for_update()
+)
+_INSERT_RESOURCE = sa.insert(schema.fhir_resource)
+_UPDATE_RESOURCE = sa.update(schema.fhir_resource).where(
+    schema.fhir_resource.c.id == sa.bindparam("row_id")
+)
+
 
 def create_engine(url: str, lock_timeout: float = DEFAULT_LOCK_TIMEOUT_SECONDS) -> Engine:
     """An engine for *url*; SQLite gets its pragmas, a busy timeout of *lock_timeout*
@@ -272,10 +333,16 @@ def _describe(exc: Exception) -> str:
 
 
 class Store:
-    """Patients, their reports and results in SQL. Accepts and returns domain objects."""
+    """Patients, their reports and results in SQL. Accepts and returns domain objects.
+
+    A store serves one transaction: it remembers the ids of the patients it found or
+    inserted, which hold until that transaction ends (patients are never deleted, and a
+    savepoint that rolls back forgets the ids it added).
+    """
 
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
+        self._patient_ids: dict[tuple[str, PatientIdentity], int] = {}
 
     def ping(self) -> None:
         """Fail unless the database answers."""
@@ -297,11 +364,22 @@ class Store:
         """
         audit.note_patient(report.patient)
         audit.note_document(report.source)
-        stored_digest = self._document_digest(report.source.uid, tenant)
+        stored = self._connection.execute(
+            _STORED_DOCUMENT,
+            {
+                **_identity(report.patient, tenant),
+                "uid": report.source.uid,
+                "study_uid": report.study_uid,
+            },
+        ).one()
+        stored_digest: str | None = stored.digest
         if stored_digest is None:
-            self._check_study_patient(report, tenant)
+            if stored.study_elsewhere:  # linking it would mix two people's images
+                raise IdentityConflict(  # (reliability.md section 4, "identity conflict")
+                    f"study {report.study_uid} is already stored under another patient"
+                )
             try:
-                with self._connection.begin_nested():
+                with self._savepoint():
                     self._insert_report(report, digest, tenant, dicom_context)
                 return True
             except IntegrityError:
@@ -316,11 +394,9 @@ class Store:
         """Hold *patient* (created if new) until this transaction ends, once no other
         transaction holds it: PostgreSQL ``SELECT ... FOR NO KEY UPDATE``, which does not
         wait for the key-share locks foreign keys take. SQLite writers take turns for the
-        whole transaction already (BEGIN IMMEDIATE)."""
-        patient_id = self._ensure_patient(patient, tenant)
-        p = schema.patient
-        locked = sa.select(p.c.id).where(p.c.id == patient_id).with_for_update(key_share=True)
-        self._connection.execute(locked)
+        whole transaction already (BEGIN IMMEDIATE). A patient this transaction inserts
+        is invisible to the others until it commits."""
+        self._ensure_patient(patient, tenant, lock=True)
 
     def reports(
         self, patient: PatientIdentity, tenant: str = DEFAULT_TENANT
@@ -408,9 +484,14 @@ class Store:
             return StoredResult(current.version, current.issued, changed=False)
         updated = StoredResult(current.version + 1, _now(), changed=True)
         self._connection.execute(
-            sa.update(schema.timepoint_result)
-            .where(schema.timepoint_result.c.id == current.id)
-            .values(version=updated.version, issued=updated.issued, digest=digest, body=body)
+            _UPDATE_RESULT,
+            {
+                "row_id": current.id,
+                "version": updated.version,
+                "issued": updated.issued,
+                "digest": digest,
+                "body": body,
+            },
         )
         return updated
 
@@ -450,6 +531,8 @@ class Store:
         Returns the stored resources in the order of *records*; a record repeated in
         *records* is stored in turn, the later seeing the earlier.
         """
+        if not records:
+            return []
         keys = [(record.resource_type, record.resource_id) for record, _ in records]
         if len(set(keys)) != len(keys):
             return [self._put_one(record, version, tenant) for record, version in records]
@@ -468,11 +551,7 @@ class Store:
                     updates.append(update)
             stored.append(found)
         if updates:
-            r = schema.fhir_resource
-            self._connection.execute(
-                sa.update(r).where(r.c.id == sa.bindparam("row_id")),
-                updates,
-            )
+            self._connection.execute(_UPDATE_RESOURCE, updates)
         return stored
 
     def _put_one(self, record: FhirRecord, version: int | None, tenant: str) -> StoredResource:
@@ -488,8 +567,7 @@ class Store:
             assert current  # the insert lost a race to this row
         found, update = _updated(current[key[0]], record, version)
         if update is not None:
-            r = schema.fhir_resource
-            self._connection.execute(sa.update(r).where(r.c.id == sa.bindparam("row_id")), [update])
+            self._connection.execute(_UPDATE_RESOURCE, [update])
         return found
 
     def resource(
@@ -543,19 +621,15 @@ class Store:
         self, keys: Sequence[tuple[str, str]], tenant: str
     ) -> dict[tuple[str, str], AnyRow]:
         """The stored rows of *keys* (resource type, id), locked for update."""
-        r = schema.fhir_resource
-        query = (
-            sa.select(r)
-            .where(
-                r.c.tenant == tenant,
-                r.c.resource_type.in_({resource_type for resource_type, _ in keys}),
-                r.c.resource_id.in_({resource_id for _, resource_id in keys}),
-            )
-            .order_by(r.c.id)
-            .with_for_update()
-        )
         wanted = set(keys)
-        rows = self._connection.execute(query).all()
+        rows = self._connection.execute(
+            _LOCK_RESOURCES,
+            {
+                "tenant": tenant,
+                "types": list({resource_type for resource_type, _ in wanted}),
+                "ids": list({resource_id for _, resource_id in wanted}),
+            },
+        ).all()
         return {key: row for row in rows if (key := (row.resource_type, row.resource_id)) in wanted}
 
     def _insert_resources(
@@ -565,7 +639,6 @@ class Store:
         them, if a concurrent transaction inserted one of them first."""
         if not records:
             return {}
-        patient_ids: dict[PatientIdentity, int] = {}
         stored: dict[tuple[str, str], StoredResource] = {}
         rows: list[dict[str, Any]] = []
         for record, version in records:
@@ -574,12 +647,11 @@ class Store:
             )
             stored[_key(record)] = resource
             patient = record.patient
-            if patient is not None and patient not in patient_ids:
-                patient_ids[patient] = self._ensure_patient(patient, tenant)
+            patient_id = None if patient is None else self._ensure_patient(patient, tenant)
             rows.append(
                 {
                     "tenant": tenant,
-                    "patient_id": None if patient is None else patient_ids[patient],
+                    "patient_id": patient_id,
                     "resource_type": record.resource_type,
                     "resource_id": record.resource_id,
                     "identifier": record.identifier,
@@ -590,8 +662,8 @@ class Store:
                 }
             )
         try:
-            with self._connection.begin_nested():
-                self._connection.execute(sa.insert(schema.fhir_resource), rows)
+            with self._savepoint():
+                self._connection.execute(_INSERT_RESOURCE, rows)
         except IntegrityError:
             return None
         return stored
@@ -612,51 +684,53 @@ class Store:
         context: dict[str, Any] | None = self._connection.execute(query).scalar_one_or_none()
         return context
 
-    def _check_study_patient(self, report: TimepointReport, tenant: str) -> None:
-        """Refuse a study already stored under another patient: linking it would mix two
-        people's images (reliability.md section 4, "identity conflict")."""
-        if report.study_uid is None:
-            return
-        d, p = schema.document, schema.patient
-        query = (
-            sa.select(d.c.id)
-            .join(p)
-            .where(
-                d.c.tenant == tenant,
-                d.c.study_uid == report.study_uid,
-                sa.not_(_is(report.patient, tenant)),
-            )
-            .limit(1)
-        )
-        if self._connection.execute(query).first() is not None:
-            raise IdentityConflict(
-                f"study {report.study_uid} is already stored under another patient"
-            )
-
     def _document_digest(self, uid: str, tenant: str) -> str | None:
-        d = schema.document
-        query = sa.select(d.c.digest).where(d.c.tenant == tenant, d.c.uid == uid)
-        return self._connection.execute(query).scalar_one_or_none()
+        found = self._connection.execute(_DOCUMENT_DIGEST, {"tenant": tenant, "uid": uid})
+        return found.scalar_one_or_none()
 
-    def _patient_id(self, patient: PatientIdentity, tenant: str) -> int | None:
-        query = sa.select(schema.patient.c.id).where(_is(patient, tenant))
-        return self._connection.execute(query).scalar_one_or_none()
+    def _patient_id(
+        self, patient: PatientIdentity, tenant: str, *, lock: bool = False
+    ) -> int | None:
+        """The id of *patient*, None when it is not stored. *lock* holds its row as
+        :meth:`lock_patient` says, so it asks the database even for a known id."""
+        key = (tenant, patient)
+        if not lock and key in self._patient_ids:
+            return self._patient_ids[key]
+        query = _LOCK_PATIENT if lock else _PATIENT_ID
+        found: int | None = self._connection.execute(
+            query, _identity(patient, tenant)
+        ).scalar_one_or_none()
+        if found is not None:
+            self._patient_ids[key] = found
+        return found
 
-    def _ensure_patient(self, patient: PatientIdentity, tenant: str) -> int:
-        found = self._patient_id(patient, tenant)
+    def _ensure_patient(self, patient: PatientIdentity, tenant: str, *, lock: bool = False) -> int:
+        """The id of *patient*, inserted if new; *lock* as for :meth:`_patient_id`."""
+        found = self._patient_id(patient, tenant, lock=lock)
         if found is not None:
             return found
-        row = {"tenant": tenant, "system": patient.system, "value": patient.value}
         try:
-            with self._connection.begin_nested():
-                insert = sa.insert(schema.patient).returning(schema.patient.c.id)
-                inserted: int = self._connection.execute(insert, row).scalar_one()
-                return inserted
+            with self._savepoint():
+                row = _identity(patient, tenant)
+                inserted: int = self._connection.execute(_INSERT_PATIENT, row).scalar_one()
         except IntegrityError:
-            found = self._patient_id(patient, tenant)
+            found = self._patient_id(patient, tenant, lock=lock)
             if found is None:
                 raise
             return found
+        self._patient_ids[tenant, patient] = inserted
+        return inserted
+
+    @contextmanager
+    def _savepoint(self) -> Iterator[None]:
+        """A savepoint; rolled back, it also forgets the patient ids learnt inside it."""
+        known = dict(self._patient_ids)
+        try:
+            with self._connection.begin_nested():
+                yield
+        except BaseException:
+            self._patient_ids = known
+            raise
 
     def _insert_report(
         self,
@@ -690,14 +764,9 @@ class Store:
         if measurement_rows:
             self._connection.execute(sa.insert(schema.measurement), measurement_rows)
 
-    def _locked_result(self, patient_id: int, day: date) -> Row[int, int, str, datetime] | None:
-        r = schema.timepoint_result
-        query = (
-            sa.select(r.c.id, r.c.version, r.c.digest, r.c.issued)
-            .where(r.c.patient_id == patient_id, r.c.imaging_date == day)
-            .with_for_update()
-        )
-        return self._connection.execute(query).one_or_none()
+    def _locked_result(self, patient_id: int, day: date) -> AnyRow | None:
+        slot = {"patient_id": patient_id, "day": day}
+        return self._connection.execute(_LOCK_RESULT, slot).one_or_none()
 
     def _insert_result(
         self, patient_id: int, day: date, digest: str, body: bytes
@@ -713,8 +782,8 @@ class Store:
             "body": body,
         }
         try:
-            with self._connection.begin_nested():
-                self._connection.execute(sa.insert(schema.timepoint_result), row)
+            with self._savepoint():
+                self._connection.execute(_INSERT_RESULT, row)
         except IntegrityError:
             return None
         return stored
@@ -722,6 +791,11 @@ class Store:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _identity(patient: PatientIdentity, tenant: str) -> dict[str, str]:
+    """The parameters of :data:`_IDENTITY`, also a new patient row."""
+    return {"tenant": tenant, "system": patient.system, "value": patient.value}
 
 
 def _is(patient: PatientIdentity, tenant: str) -> sa.ColumnElement[bool]:

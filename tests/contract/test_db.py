@@ -284,6 +284,23 @@ def test_non_finite_numbers_are_refused_by_the_database(db: Engine) -> None:
         connection.execute(sa.insert(measurement), {**row, "value": Decimal("NaN")})
 
 
+def test_a_patient_inserted_with_a_report_the_database_refused_is_inserted_again(
+    db: Engine,
+) -> None:
+    nan = Measurement(MeasurementKind.LONG_AXIS, Decimal("1"))
+    object.__setattr__(nan, "value", Decimal("NaN"))  # past the domain's own check
+    refused = replace(
+        rich_report(), lesions=(replace(rich_report().lesions[0], measurements=(nan,)),)
+    )
+    with open_store(db) as store:
+        with pytest.raises(IntegrityError):  # its savepoint takes the new patient row along
+            store.add_report(refused, "d1")
+        assert store.add_report(plain_report(), "d2")
+        store.put_result(PATIENT, plain_report().date, "r1", b"{}")
+    assert stored_reports(db) == [plain_report()]
+    assert row_counts(db)["patient"] == 1
+
+
 def run_together(engine: Engine, reports: list[TimepointReport]) -> list[bool]:
     """Add each report from its own thread, all released at the same moment."""
     barrier = threading.Barrier(len(reports))
