@@ -125,23 +125,27 @@ def assess_reports(
         days_by_patient.setdefault(item.report.patient, set()).add(item.report.date)
     dated: list[tuple[date, list[fhir_writer.Resource]]] = []
     for patient, days in days_by_patient.items():
-        store.put_resource(
-            fhir_index.record(fhir_index.patient_resource(patient), patient), tenant=tenant
-        )
         history, advice, assessments = _assess(store, patient, criteria, params, setting, tenant)
         # Timepoints stored before this earlier one arrived were assessed without it: the
         # result must not depend on the order of arrival (a serial replay's result).
-        for day in sorted({tp.date for tp in history.timepoints if tp.date > min(days)} - days):
-            _timepoint(store, tenant, history, assessments, day, advice, root_url, changed)
-        dated.extend(
-            (
+        later = sorted({tp.date for tp in history.timepoints if tp.date > min(days)} - days)
+        # The patient's own resource is indexed in one batch with the first timepoint's.
+        patient_record = fhir_index.record(fhir_index.patient_resource(patient), patient)
+        for position, day in enumerate([*later, *sorted(days)]):
+            resources = _timepoint(
+                store,
+                tenant,
+                history,
+                assessments,
                 day,
-                _timepoint(
-                    store, tenant, history, assessments, day, advice, root_url, changed, tally
-                ),
+                advice,
+                root_url,
+                changed,
+                tally if day in days else None,
+                also_index=() if position else (patient_record,),
             )
-            for day in sorted(days)
-        )
+            if day in days:
+                dated.append((day, resources))
     dated.sort(key=lambda pair: pair[0])
     return fhir_writer.collection_bundle(
         (resource for _day, resources in dated for resource in resources), f"{root_url}/fhir"
@@ -301,9 +305,11 @@ def _timepoint(
     root_url: str,
     changed: list[Change] | None = None,
     tally: Tally | None = None,
+    also_index: Sequence[FhirRecord] = (),
 ) -> list[fhir_writer.Resource]:
     """One timepoint's resources, its report stamped with the stored version and the
-    links to its renderings (presentedForm).
+    links to its renderings (presentedForm). They are indexed after *also_index*, in
+    one batch.
 
     The version changes only when the content does (contract section 4:
     re-assessment replaces the report with a new ``meta.versionId``); the links
@@ -323,8 +329,11 @@ def _timepoint(
     resources[0] = fhir_writer.stamp_report(resources[0], stored.version, stored.issued, forms)
     store.put_resources(
         [
-            (fhir_index.record(resource, history.patient), stored.version if index == 0 else None)
-            for index, resource in enumerate(resources)
+            *((record, None) for record in also_index),
+            *(
+                (fhir_index.record(resource, history.patient), None if index else stored.version)
+                for index, resource in enumerate(resources)
+            ),
         ],
         tenant,
     )
