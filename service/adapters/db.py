@@ -335,9 +335,10 @@ def _describe(exc: Exception) -> str:
 class Store:
     """Patients, their reports and results in SQL. Accepts and returns domain objects.
 
-    A store serves one transaction: it remembers the ids of the patients it found or
-    inserted, which hold until that transaction ends (patients are never deleted, and a
-    savepoint that rolls back forgets the ids it added).
+    A store serves one unit of work (a transaction, or a savepoint of one: writer.py)
+    and is dropped with it. It remembers the ids of the patients it found or inserted,
+    which hold meanwhile: patients are never deleted, and a savepoint of its own that
+    rolls back forgets the ids learnt inside it.
     """
 
     def __init__(self, connection: Connection) -> None:
