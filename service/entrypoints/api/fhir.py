@@ -25,11 +25,11 @@ from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from sqlalchemy import Engine
 
 from service import __version__, services
 from service.adapters import audit, fhir_index, fhir_reader, fhir_writer, strict_json
-from service.adapters.db import FhirRecord, Store, StoredResource, open_store, transaction
+from service.adapters.db import FhirRecord, Store, StoredResource, open_store
+from service.adapters.writer import Writer
 from service.config import Settings
 from service.domain.errors import (
     DomainError,
@@ -45,6 +45,7 @@ from service.entrypoints.api.deps import (
     EngineDep,
     SettingsDep,
     TenantDep,
+    WriterDep,
     public_root,
     read_body,
 )
@@ -573,8 +574,8 @@ def _conditional_match(store: Store, criteria: str, tenant: str) -> StoredResour
     return found[0] if found else None
 
 
-def _store_input(
-    engine: Engine,
+async def _store_input(
+    writer: Writer,
     inbound: list[services.Inbound],
     received: _Received,
     request: Request,
@@ -605,7 +606,7 @@ def _store_input(
 
     with push_worker.collect(request.app.state.push_worker) as changed:
         forget_earlier_attempt = services.fresh_attempt(changed, tally)
-        return transaction(engine, store_and_assess)
+        return await writer.run(store_and_assess)
 
 
 def _exists(store: Store, kind: str, resource_id: str, tenant: str) -> bool:
@@ -625,7 +626,11 @@ def _exists(store: Store, kind: str, resource_id: str, tenant: str) -> bool:
     },
 )
 async def create_observation(
-    request: Request, settings: SettingsDep, engine: EngineDep, tenant: TenantDep
+    request: Request,
+    settings: SettingsDep,
+    engine: EngineDep,
+    writer: WriterDep,
+    tenant: TenantDep,
 ) -> Response:
     """Create a measurement Observation; ``If-None-Exist`` makes it conditional."""
     with metrics.ingest(CHANNEL) as tally:
@@ -639,7 +644,7 @@ async def create_observation(
                 tally.redelivered += 1
                 return _write_answer(request, 200, match, "an Observation matches If-None-Exist")
         inbound, received = _read(document, request, settings, tenant)
-        stored, created = _store_input(engine, inbound, received, request, tenant, tally)[0]
+        stored, created = (await _store_input(writer, inbound, received, request, tenant, tally))[0]
     message = "created" if created else "already stored with the same content"
     return _write_answer(request, 201 if created else 200, stored, message)
 
@@ -662,7 +667,7 @@ def _check_entries(entries: list[Any]) -> None:
             )
 
 
-def _transaction(
+async def _transaction(
     document: Resource,
     request: Request,
     settings: Settings,
@@ -685,13 +690,14 @@ def _transaction(
     if rest:
         subset = {**document, "type": "transaction", "entry": [entries[i] for i in rest]}
         inbound, received = _read(subset, request, settings, tenant)
-        stored = _store_input(engine, inbound, received, request, tenant, tally)
+        writer = request.app.state.writer
+        stored = await _store_input(writer, inbound, received, request, tenant, tally)
         for index, (resource, created) in zip(rest, stored, strict=True):
             answers[index] = _entry_response(resource, created)
     return [{"response": answers[index]} for index in range(len(entries))]
 
 
-def _batch(
+async def _batch(
     document: Resource,
     request: Request,
     settings: Settings,
@@ -705,7 +711,7 @@ def _batch(
         single = {"resourceType": "Bundle", "type": "transaction", "entry": [entry]}
         try:
             _check_entries([entry])
-            found.extend(_transaction(single, request, settings, engine, tenant, tally))
+            found.extend(await _transaction(single, request, settings, engine, tenant, tally))
         except DomainError as exc:
             status, outcome = domain_outcome(exc)
             found.append({"response": {"status": str(status), "outcome": outcome}})
@@ -734,9 +740,9 @@ async def post_bundle(
         if kind in ("transaction", "batch"):
             audit.note_interaction(kind)
         if kind == "transaction":
-            entries = _transaction(document, request, settings, engine, tenant, tally)
+            entries = await _transaction(document, request, settings, engine, tenant, tally)
         elif kind == "batch":
-            entries = _batch(document, request, settings, engine, tenant, tally)
+            entries = await _batch(document, request, settings, engine, tenant, tally)
         else:
             raise UnsupportedInput(
                 f"POST /fhir takes a transaction or batch Bundle, not {kind!r}", "Bundle.type"
