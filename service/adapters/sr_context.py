@@ -21,6 +21,8 @@ from typing import Any, Final
 
 from pydicom.dataset import Dataset
 
+from service.adapters import sr_fastwalk
+
 # The Device Observer UID of the SRs this service writes (a fixed 2.25 UUID-derived UID).
 ASSESSMENT_DEVICE_UID: Final = "2.25.271431006484740252649559278296748287680"
 
@@ -55,12 +57,16 @@ def extract(ds: Dataset) -> dict[str, Any]:
     ``procedure_reported`` holds the ``[value, scheme, meaning]`` of the TID 1500
     row 4 codes.
     """
+    header = sr_fastwalk.Header(ds)
     attributes = {
-        keyword: str(ds.get(keyword) or "") for keyword in PATIENT_STUDY_KEYWORDS if keyword in ds
+        keyword: str(header.get(keyword) or "")
+        for keyword in PATIENT_STUDY_KEYWORDS
+        if keyword in header
     }
-    evidence = [_reference(ds, ds, ds.get("SOPInstanceUID"), ds.get("SOPClassUID"))]
+    sop, sop_class = header.get("SOPInstanceUID"), header.get("SOPClassUID")
+    evidence = [_reference(header, header, sop, sop_class)]
     for keyword in _EVIDENCE_SEQUENCES:
-        for study in ds.get(keyword) or ():
+        for study in header.get(keyword) or ():
             for series in study.get("ReferencedSeriesSequence") or ():
                 evidence.extend(
                     _reference(
@@ -75,11 +81,13 @@ def extract(ds: Dataset) -> dict[str, Any]:
     return {
         "attributes": attributes,
         "evidence": list({ref["sop"]: ref for ref in complete}.values()),
-        "procedure_reported": _procedures(ds),
+        "procedure_reported": _procedures(header),
     }
 
 
-def _reference(study: Dataset, series: Dataset, sop: object, sop_class: object) -> dict[str, str]:
+def _reference(
+    study: sr_fastwalk.ContentItem, series: sr_fastwalk.ContentItem, sop: object, sop_class: object
+) -> dict[str, str]:
     """One evidence entry; an empty value marks an incomplete reference."""
     return {
         "study": str(study.get("StudyInstanceUID") or ""),
@@ -89,7 +97,7 @@ def _reference(study: Dataset, series: Dataset, sop: object, sop_class: object) 
     }
 
 
-def _procedures(ds: Dataset) -> list[list[str]]:
+def _procedures(ds: sr_fastwalk.ContentItem) -> list[list[str]]:
     found = []
     for item in ds.get("ContentSequence") or ():
         names, values = item.get("ConceptNameCodeSequence"), item.get("ConceptCodeSequence")

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from io import BytesIO
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
@@ -92,14 +92,7 @@ _MALFORMED = (
 _UNDEFINED_LENGTH: Final = 0xFFFFFFFF
 
 
-class ContentItem(Protocol):
-    """A content item: pydicom's Dataset, or an item of :mod:`.sr_fastwalk`."""
-
-    def get(self, key: str, default: Any = None, /) -> Any: ...
-
-    def __contains__(self, key: str, /) -> bool: ...
-
-
+ContentItem = sr_fastwalk.ContentItem
 # Structure limits (reliability.md section 5): pydicom inflates a deflated data set
 # without a bound and recurses once per nesting level, so both are checked here.
 MAX_INFLATED_BYTES: Final = 32 * 1024 * 1024
@@ -292,10 +285,11 @@ class _Group:
 # -- document level ---------------------------------------------------------------
 
 
-def _read(ds: Dataset, tree: ContentItem, patient_system: str) -> TimepointReport:
-    """The report of *ds*, its content items read from *tree* (*ds* itself or
-    :func:`sr_fastwalk.content_root` of it)."""
-    _require_sr(_sop_class(ds))
+def _read(dataset: Dataset, tree: ContentItem, patient_system: str) -> TimepointReport:
+    """The report of *dataset*, its content items read from *tree* (*dataset* itself
+    or :func:`sr_fastwalk.content_root` of it)."""
+    _require_sr(_sop_class(dataset))
+    ds = sr_fastwalk.Header(dataset)
     require_measurement_report(ds)
     _refuse_own_assessment(tree)
     patient = _patient(ds, patient_system)
@@ -325,7 +319,7 @@ def _read(ds: Dataset, tree: ContentItem, patient_system: str) -> TimepointRepor
 
 
 def _sop_class(ds: Dataset) -> str:
-    value = ds.get("SOPClassUID")
+    value = sr_fastwalk.Header(ds).get("SOPClassUID")
     if not value:
         meta = getattr(ds, "file_meta", None)
         value = meta.get("MediaStorageSOPClassUID") if meta is not None else None
@@ -340,7 +334,7 @@ def _require_sr(sop_class: str) -> None:
         )
 
 
-def require_measurement_report(ds: Dataset) -> None:
+def require_measurement_report(ds: ContentItem) -> None:
     """Raise :class:`UnsupportedInput` unless *ds* is a TID 1500 Measurement Report."""
     templates = ds.get("ContentTemplateSequence")
     template = templates[0].get("TemplateIdentifier") if templates else None
@@ -360,7 +354,7 @@ def _refuse_own_assessment(ds: ContentItem) -> None:
             )
 
 
-def _patient(ds: Dataset, patient_system: str) -> PatientIdentity:
+def _patient(ds: ContentItem, patient_system: str) -> PatientIdentity:
     patient_id = str(ds.get("PatientID") or "").strip()
     if not patient_id:
         raise UnsupportedInput("the SR has no PatientID", expression="PatientID")
@@ -375,7 +369,7 @@ def _patient(ds: Dataset, patient_system: str) -> PatientIdentity:
     return PatientIdentity(system=system, value=patient_id)
 
 
-def _date(ds: Dataset) -> date:
+def _date(ds: ContentItem) -> date:
     for keyword in ("StudyDate", "ContentDate"):
         value = ds.get(keyword)
         if isinstance(value, date):
@@ -390,14 +384,14 @@ def _date(ds: Dataset) -> date:
     raise UnsupportedInput("the SR has neither StudyDate nor ContentDate", expression="StudyDate")
 
 
-def _required_text(ds: Dataset, keyword: str) -> str:
+def _required_text(ds: ContentItem, keyword: str) -> str:
     value = str(ds.get(keyword) or "").strip()
     if not value:
         raise InvalidInput(f"the SR has no {keyword}", expression=keyword)
     return value
 
 
-def _uid(ds: Dataset, keyword: str) -> str:
+def _uid(ds: ContentItem, keyword: str) -> str:
     value = _required_text(ds, keyword)
     if len(value) > _MAX_UID_CHARS or _UID.fullmatch(value) is None:
         raise InvalidInput(
