@@ -1,11 +1,13 @@
-"""The encoded-bytes content tree walk (service/adapters/sr_fastwalk.py) against the
-pydicom walk it replaces: differential tests on real SRs and their byte mutants.
+"""The encoded-bytes reads of service/adapters/sr_fastwalk.py (the content tree walk,
+the top-level elements of ``Header``) against pydicom, which they replace:
+differential tests on real SRs and their byte mutants.
 
-The property: ``read_sr`` with the walk gives the report it gives without it (the
-pydicom path), or raises the same domain error class. Reports compare whole, so each
-measurement's provenance coordinates (SCOORD / SCOORD3D) are compared too; mutants
-also overwrite the FL values of GraphicData. The walk may fall back to
-pydicom; on the well-formed Explicit VR Little Endian seeds it must not.
+The property: ``read_sr`` and ``sr_context.extract`` with the fast reads give the
+report and context they give without them (the pydicom path), or ``read_sr`` raises
+the same domain error class. Reports compare whole, so each measurement's provenance
+coordinates (SCOORD / SCOORD3D) are compared too; mutants also overwrite the FL
+values of GraphicData and the text of top-level elements. The fast reads may fall
+back to pydicom; on the well-formed Explicit VR Little Endian seeds they must not.
 """
 
 from __future__ import annotations
@@ -16,14 +18,20 @@ import shutil
 import struct
 import subprocess
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
+from pydicom import config
+from pydicom.datadict import tag_for_keyword
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.tag import Tag
 from pydicom.uid import ImplicitVRLittleEndian
 
-from service.adapters import sr_fastwalk, sr_reader
+from service.adapters import sr_context, sr_fastwalk, sr_reader
 from service.domain.errors import DomainError, TooCostly
 from service.domain.model import TimepointReport
 from tests.contract.test_producers import TIMEPOINTS, dsr_xml
@@ -76,15 +84,23 @@ FLOATS = [
     struct.pack("<f", value) for value in (math.nan, math.inf, -math.inf, -0.0, 3.4028235e38, 1e-45)
 ]
 # Mostly same-length value edits, which keep the structure and so reach the walk.
-OPERATIONS = ("char",) * 12 + ("float",) * 3 + ("flip", "byte", "insert", "delete", "length", "cut")
+STRUCTURAL = ("flip", "byte", "insert", "delete", "length", "cut")
+OPERATIONS = ("char",) * 10 + ("header",) * 3 + ("float",) * 3 + STRUCTURAL
+# Bytes that change how a top-level value reads: PersonName groups and components.
+HEADER_BYTES = VALUE_BYTES + b"=^"
 _GRAPHIC_DATA = re.compile(rb"\x70\x00\x22\x00FL")  # (0070,0022) FL, explicit VR LE
 
 
-def _text_positions(seed: bytes) -> list[int]:
-    """Offsets inside runs of four or more printable bytes of the content tree: mostly
-    values (element headers are two VR letters between binary fields)."""
-    start = seed.find(b"\x40\x00\x30\xa7")
-    runs = re.finditer(rb"[\x20-\x7e]{4,}", seed[start:])
+def _text_positions(seed: bytes, header: bool = False) -> list[int]:
+    """Offsets inside runs of four or more printable bytes of the content tree, or of
+    the top-level elements before it (*header*): mostly values (element headers are
+    two VR letters between binary fields)."""
+    tree = seed.find(b"\x40\x00\x30\xa7")
+    # The data set starts after the File Meta Information Group Length's 144 bytes
+    # (preamble, prefix, element) and the length it holds.
+    meta_end = 144 + struct.unpack_from("<I", seed, 140)[0]
+    start, end = (meta_end, tree) if header else (tree, len(seed))
+    runs = re.finditer(rb"[\x20-\x7e]{4,}", seed[start:end])
     return [start + at for run in runs for at in range(run.start(), run.end())]
 
 
@@ -100,19 +116,33 @@ def _float_positions(seed: bytes) -> list[int]:
 
 MUTANT_SEEDS = [seed for seed in SEEDS if b"\x40\x00\x30\xa7" in seed]  # SRs only
 TEXT_POSITIONS = [_text_positions(seed) for seed in MUTANT_SEEDS]
+HEADER_POSITIONS = [_text_positions(seed, header=True) for seed in MUTANT_SEEDS]
 FLOAT_POSITIONS = [_float_positions(seed) for seed in MUTANT_SEEDS]
 
 
-def outcome(data: bytes, fast: bool) -> TimepointReport | type[DomainError]:
-    """``parse_dicom`` + ``read_sr`` of *data*: the report, or the domain error class."""
+def read_step(data: bytes, fast: bool) -> tuple[TimepointReport, Any] | type[Exception]:
+    """``parse_dicom`` + ``read_sr`` + ``sr_context.extract`` of *data*: the report and
+    the context, or the class of the domain error (of what extract raises on a mutant
+    that pydicom cannot read)."""
     with pytest.MonkeyPatch.context() as patch, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pydicom's value warnings, alike on both paths
-        if not fast:
-            patch.setattr(sr_fastwalk, "content_root", lambda _dataset: None)
+        if not fast:  # neither the content walk nor Header reads bytes
+            patch.setattr(sr_fastwalk, "_plain", lambda _dataset: False)
         try:
-            return sr_reader.read_sr(sr_reader.parse_dicom(data))
+            dataset = sr_reader.parse_dicom(data)
+            report = sr_reader.read_sr(dataset)
         except DomainError as exc:
             return type(exc)
+        try:
+            return report, sr_context.extract(dataset)
+        except Exception as exc:  # compared, not hidden
+            return type(exc)
+
+
+def outcome(data: bytes, fast: bool) -> TimepointReport | type[Exception]:
+    """The report of :func:`read_step`, or its domain error class."""
+    result = read_step(data, fast)
+    return result[0] if isinstance(result, tuple) else result
 
 
 def walked(data: bytes) -> dict[str, object] | None:
@@ -125,7 +155,7 @@ def walked(data: bytes) -> dict[str, object] | None:
     "data", SEEDS, ids=[p.name for p in FILES] + ["every", "issuer", "one", "scoord3d"]
 )
 def test_seeds_read_alike_on_both_paths(data: bytes) -> None:
-    assert outcome(data, fast=True) == outcome(data, fast=False)
+    assert read_step(data, fast=True) == read_step(data, fast=False)
 
 
 def test_coordinates_of_every_kind_read_alike_on_both_paths() -> None:
@@ -150,6 +180,12 @@ def test_explicit_little_endian_srs_take_the_fast_path(data: bytes) -> None:
     root = walked(data)
     assert root is not None
     assert isinstance(outcome(data, fast=True), TimepointReport)
+    dataset = sr_reader.parse_dicom(data)
+    sr_reader.read_sr(dataset)
+    sr_context.extract(dataset)
+    for keyword in ("PatientID", "StudyDate", "ConceptNameCodeSequence", "ContentSequence"):
+        element = dataset.get_item(tag_for_keyword(keyword) or 0)
+        assert isinstance(element, RawDataElement), keyword
 
 
 def test_other_transfer_syntaxes_fall_back_to_pydicom() -> None:
@@ -167,6 +203,44 @@ def test_another_character_set_falls_back_to_pydicom() -> None:
     dataset = make_sr(patient_id="FAST-5", study_date="20240105", lesions=EVERY_FEATURE[:1])
     dataset.SpecificCharacterSet = "ISO_IR 144"
     assert walked(sr_bytes(dataset)) is None
+
+
+def _multi_valued(dataset: Dataset) -> None:
+    dataset.PatientID, dataset.StudyID = ["FAST-9", "FAST-10"], ["A", "B"]
+
+
+def _person_name_groups(dataset: Dataset) -> None:
+    dataset.PatientName = "Doe^Jane=Doe^J"
+    # pydicom prints this value as "Roe^R" (and would write it so: written raw)
+    tag = Tag(tag_for_keyword("ReferringPhysicianName") or 0)
+    dataset[tag] = RawDataElement(tag, "PN", 8, b"Roe^R== ", 0, False, True)
+
+
+def _empty(dataset: Dataset) -> None:
+    dataset.PatientName = dataset.AccessionNumber = dataset.PatientSex = ""
+    dataset.StudyInstanceUID = dataset.IssuerOfPatientID = ""
+
+
+def _padded(dataset: Dataset) -> None:
+    dataset.PatientID, dataset.IssuerOfPatientID = " FAST-9 ", "HOSP\t"
+    dataset.PatientName, dataset.StudyTime = "Doe^Jane^^", "101010\0"
+
+
+@pytest.mark.parametrize("edit", [_multi_valued, _person_name_groups, _empty, _padded])
+def test_top_level_values_read_as_pydicom_reads_them(edit: Callable[[Dataset], None]) -> None:
+    """Header reads the text pydicom would give, or leaves the value to pydicom."""
+    dataset = make_sr(patient_id="FAST-9", study_date="20240105", lesions=EVERY_FEATURE[:2])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom's value validation
+        edit(dataset)
+        data = sr_bytes(dataset)
+    assert read_step(data, fast=True) == read_step(data, fast=False)
+
+
+def test_top_level_dates_read_as_pydicom_converts_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(config, "datetime_conversion", True)
+    for data in FACTORY:
+        assert read_step(data, fast=True) == read_step(data, fast=False)
 
 
 def _nested(depth: int) -> Dataset:
@@ -193,6 +267,8 @@ def test_limits_raise_too_costly_as_the_pydicom_walk_does() -> None:
     with pytest.raises(TooCostly):
         walked(many)
     assert outcome(many, fast=False) is TooCostly
+    # sr_context reads only the top-level content items: pydicom, no limit
+    assert sr_context.extract(sr_reader.parse_dicom(many)) == sr_context.extract(dataset)
 
 
 def test_depth_within_the_limit_reads_alike() -> None:
@@ -217,6 +293,7 @@ def mutants(draw: st.DrawFn) -> bytes:
     """A seed with one to four mutations inside its ContentSequence."""
     index = draw(st.integers(0, len(MUTANT_SEEDS) - 1))
     seed, texts, floats = MUTANT_SEEDS[index], TEXT_POSITIONS[index], FLOAT_POSITIONS[index]
+    header = HEADER_POSITIONS[index]
     data = bytearray(seed)
     start = max(seed.find(b"\x40\x00\x30\xa7"), 0)
     for _ in range(draw(st.integers(1, 4))):
@@ -226,6 +303,10 @@ def mutants(draw: st.DrawFn) -> bytes:
             at = draw(st.sampled_from(texts))
             if at < len(data):
                 data[at] = draw(st.sampled_from(VALUE_BYTES))
+        elif operation == "header" and header:
+            at = draw(st.sampled_from(header))
+            if at < len(data):
+                data[at] = draw(st.sampled_from(HEADER_BYTES))
         elif operation == "float" and floats:
             at = draw(st.sampled_from(floats))
             data[at : at + 4] = draw(st.sampled_from(FLOATS) | st.binary(min_size=4, max_size=4))
@@ -255,4 +336,4 @@ def mutants(draw: st.DrawFn) -> bytes:
 )
 @given(data=mutants())
 def test_mutants_read_alike_on_both_paths(data: bytes) -> None:
-    assert outcome(data, fast=True) == outcome(data, fast=False)
+    assert read_step(data, fast=True) == read_step(data, fast=False)
