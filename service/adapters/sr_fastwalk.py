@@ -257,8 +257,8 @@ class _Walk:
     def __init__(self, data: bytes) -> None:
         self.data = data
         self.content_items = 0
-        # Items outside the content tree, by sequence depth and encoded bytes.
-        self.shared: dict[tuple[int, bytes], Item] = {}
+        # Sequences of defined length outside the content tree, by depth and bytes.
+        self.shared: dict[tuple[int, bytes], list[Item]] = {}
 
     def sequence(
         self, at: int, end: int, undefined: bool, depth: int, content_depth: int
@@ -288,21 +288,11 @@ class _Walk:
                 at = start + length
                 if at > end:
                     raise _Unhandled
-                item = self.defined_item(start, at, depth, content_depth)
+                item = self.item(start, at, False, depth, content_depth)[0]
             items.append(item)
         if undefined and depth > 1:
             raise _Unhandled  # a nested undefined-length sequence without its end
         return items, at
-
-    def defined_item(self, start: int, stop: int, depth: int, content_depth: int) -> Item:
-        """The read elements of the item of defined length from *start* to *stop*."""
-        if content_depth >= 0:  # counted: walked each time
-            return self.item(start, stop, False, depth, content_depth)[0]
-        key = (depth, self.data[start:stop])
-        item = self.shared.get(key)
-        if item is None:
-            item = self.shared[key] = self.item(start, stop, False, depth, content_depth)[0]
-        return item
 
     def item(
         self, at: int, end: int, undefined: bool, depth: int, content_depth: int
@@ -357,6 +347,12 @@ class _Walk:
         value_end = end if undefined else start + length
         if value_end > end:
             raise _Unhandled
+        if not (in_tree or undefined):  # not counted: walked once
+            key = (depth, self.data[start:value_end])
+            shared = self.shared.get(key)
+            if shared is None:
+                shared = self.shared[key] = self.sequence(start, value_end, False, depth + 1, -1)[0]
+            return shared, value_end
         items, at = self.sequence(
             start, value_end, undefined, depth + 1, content_depth + 1 if in_tree else -1
         )
