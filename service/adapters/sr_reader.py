@@ -197,8 +197,10 @@ def read_sr(dataset: Dataset, *, patient_system: str = DEFAULT_PATIENT_SYSTEM) -
     length), :class:`InvalidInput` for content that contradicts the standard.
     """
     try:
-        tree = sr_fastwalk.content_root(dataset) or dataset
-        _check_content_tree(tree)
+        tree: ContentItem | None = sr_fastwalk.content_root(dataset)  # checks the limits
+        if tree is None:
+            tree = dataset
+            _check_content_tree(tree)
         return _read(dataset, tree, patient_system)
     except RecursionError:
         raise TooCostly("the SR content tree is nested too deeply to read") from None
