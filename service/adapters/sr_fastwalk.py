@@ -8,12 +8,12 @@ item, most of the cost of reading an SR (issue 7). :func:`content_root` walks th
 bytes once (PS3.5 section 7.1.2 Explicit VR Little Endian data elements, section 7.5
 nesting of items with defined and undefined lengths) and keeps, per item, only the
 elements the reader reads, with the values pydicom would give them (PS3.5 section 6.2
-padding removed as pydicom does; FL values as a tuple). The items of a sequence
-outside the content tree (code sequences, mostly) that are encoded alike are read
-once and shared: items are read, never changed. :class:`Header` reads the top-level
-elements the same way, one at a time, as plain text (pydicom gives a UID or a
-PersonName of that text); the items of a top-level sequence are walked once per
-data set and kept on it.
+padding removed as pydicom does; FL values as a tuple). A sequence of defined length
+outside the content tree (a code sequence, mostly) encoded like one already walked is
+read once and its items shared: items are read, never changed. :class:`Header`
+reads the top-level elements the same way, one at a time, as plain text (pydicom
+gives a UID or a PersonName of that text); the items of a top-level sequence are
+walked once per data set and kept on it.
 
 Anything not handled exactly as pydicom would is left to pydicom: another transfer
 syntax, a character set other than the default, ISO_IR 100 or ISO_IR 192, a non-ASCII
