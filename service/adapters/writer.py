@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 import queue
 import threading
 from collections.abc import Callable
@@ -42,6 +43,7 @@ from service.adapters import audit
 from service.adapters.db import Store, answering, transaction, transient
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 MAX_UNITS_PER_TRANSACTION: Final = 32  # bounds what one failed COMMIT takes with it
 POSTGRESQL_THREADS: Final = 4  # within SQLAlchemy's default pool of 5
@@ -77,6 +79,9 @@ class Writer:
     def submit(self, work: Callable[[Store], T]) -> Future[T]:
         """``work(store)`` in a transaction; the future resolves once it committed."""
         unit = _Unit(work, contextvars.copy_context())
+        # Running from now on: a caller that stops waiting (a client gone, a cancelled
+        # task) cannot cancel it, and the writer can always resolve it.
+        unit.future.set_running_or_notify_cancel()
         if self._grouped:
             self._start_thread()
             self._queue.put(unit)
@@ -124,7 +129,13 @@ class Writer:
                     stopping = True
                     break
                 units.append(queued)
-            _together(self._engine, units)
+            try:
+                _together(self._engine, units)
+            except Exception as error:  # never let the thread die: every later write would hang
+                logger.exception("store writer: unexpected error")
+                for unit in units:
+                    if not unit.future.done():
+                        unit.future.set_exception(error)
             if stopping:
                 return
 
