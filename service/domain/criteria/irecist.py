@@ -12,7 +12,7 @@ RECIST 1.1's (composition, not subclassing).
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -116,7 +116,7 @@ def assess(history: History, params: AssessmentParameters) -> Assessment:
     return Assessment(
         criterion=CRITERION,
         patient=history.patient,
-        responses=recist11.with_best_overall(responses, params, best_overall_response),
+        responses=recist11.with_best_overall(responses, params, best_overall_responses),
         warnings=history.warnings + tuple(warnings),
     )
 
@@ -357,31 +357,40 @@ _BEST = (Response.ICR, Response.IPR)
 _STABLE = (Response.ICR, Response.IPR, Response.ISD, Response.NON_ICR_NON_IUPD)
 
 
-def best_overall_response(
+def best_overall_responses(
     responses: Sequence[TimepointResponse], baseline: date, params: AssessmentParameters
-) -> Response:
-    """iBOR (Seymour Table 3): the best of iCR > iPR > iSD before iCPD (SD duration
-    applies); else iCPD if confirmed, iUPD if any, NE otherwise."""
-    before: list[TimepointResponse] = []
+) -> Iterator[Response]:
+    """iBOR (Seymour Table 3) of the first 1, 2, ... of *responses*, in one pass: the
+    best of iCR > iPR > iSD before iCPD (SD duration applies); else iCPD if confirmed,
+    iUPD if any, NE otherwise. After the first iCPD it no longer changes."""
+    before: set[Response | None] = set()  # the responses before the first iCPD
+    lasting: set[Response | None] = set()  # stable ones at least sd_min_days on
+    confirmed_pd = False
     for response in responses:
         if response.overall is Response.ICPD:
-            break
-        before.append(response)
-    overall = [r.overall for r in before]
+            confirmed_pd = True
+        if not confirmed_pd:
+            before.add(response.overall)
+            if (
+                response.overall in _STABLE
+                and (response.date - baseline).days >= params.sd_min_days
+            ):
+                lasting.add(response.overall)
+        yield _best(before, lasting, confirmed_pd)
+
+
+def _best(
+    before: set[Response | None], lasting: set[Response | None], confirmed_pd: bool
+) -> Response:
     for category in _BEST:
-        if category in overall:
+        if category in before:
             return category
-    lasting = [
-        r.overall
-        for r in before
-        if r.overall in _STABLE and (r.date - baseline).days >= params.sd_min_days
-    ]
     if lasting:
-        if all(o is Response.NON_ICR_NON_IUPD for o in lasting):
+        if lasting == {Response.NON_ICR_NON_IUPD}:
             return Response.NON_ICR_NON_IUPD
         return Response.ISD
-    if len(before) < len(responses):
+    if confirmed_pd:
         return Response.ICPD
-    if Response.IUPD in overall:
+    if Response.IUPD in before:
         return Response.IUPD
     return Response.NE

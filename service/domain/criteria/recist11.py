@@ -13,7 +13,8 @@ responses and keeping its own state.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
@@ -55,7 +56,11 @@ NODE_NORMAL_MM = Decimal(10)  # a node under this short axis is normal (3.4 step
 
 Sizes = dict[str, Decimal | None]
 LesionSize = Callable[[TrackedLesion, LesionObservation | None], Decimal | None]
-BestOf = Callable[[Sequence[TimepointResponse], date, AssessmentParameters], Response]
+# The best overall response after each of the on-study responses in turn (baseline date
+# and parameters given): what :func:`with_best_overall` attaches to each timepoint.
+RunningBest = Callable[
+    [Sequence[TimepointResponse], date, AssessmentParameters], Iterator[Response]
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,18 +136,16 @@ def assess_by_size(history: History, params: AssessmentParameters, rules: SizeRu
 def with_best_overall(
     responses: Sequence[TimepointResponse],
     params: AssessmentParameters,
-    best: BestOf | None = None,
+    running: RunningBest | None = None,
 ) -> tuple[TimepointResponse, ...]:
-    """Each on-study response with the best overall response up to its date."""
-    best = best or best_overall_response
-    baseline = responses[0].date
+    """Each on-study response with the best overall response up to its date, from one
+    pass of *running* (by default RECIST 1.1's :func:`best_overall_responses`)."""
+    running = running or best_overall_responses
     on_study = responses[1:]
+    bests = running(on_study, responses[0].date, params)
     return (
         responses[0],
-        *(
-            replace(r, best_overall=best(on_study[: i + 1], baseline, params))
-            for i, r in enumerate(on_study)
-        ),
+        *(replace(r, best_overall=best) for r, best in zip(on_study, bests, strict=True)),
     )
 
 
@@ -553,54 +556,81 @@ def best_overall_response(
 
     *responses* are the on-study timepoints in date order (baseline excluded).
     """
-    considered: list[TimepointResponse] = []
+    last = deque(best_overall_responses(responses, baseline, params), maxlen=1)
+    return last[0] if last else Response.NE
+
+
+def best_overall_responses(
+    responses: Sequence[TimepointResponse],
+    baseline: date,
+    params: AssessmentParameters,
+) -> Iterator[Response]:
+    """:func:`best_overall_response` of the first 1, 2, ... of *responses*, in one pass.
+
+    Only the responses up to and including the first PD count (criteria.md 3.9): after
+    it the best overall response no longer changes.
+    """
+    cr = _Confirmation((Response.CR,), params.confirm_min_days)
+    pr = _Confirmation((Response.PR, Response.CR), params.confirm_min_days)
+    seen: set[Response | None] = set()
+    lasting: set[Response | None] = set()  # SD-class responses at least sd_min_days on
     for response in responses:
-        considered.append(response)
-        if response.overall is Response.PD:
-            break
-    overall = [r.overall for r in considered]
+        if Response.PD not in seen:
+            seen.add(response.overall)
+            cr.add(response)
+            pr.add(response)
+            if (
+                response.overall in _SD_CLASS
+                and (response.date - baseline).days >= params.sd_min_days
+            ):
+                lasting.add(response.overall)
+        yield _best(params, cr, pr, seen, lasting)
+
+
+def _best(
+    params: AssessmentParameters,
+    cr: _Confirmation,
+    pr: _Confirmation,
+    seen: set[Response | None],
+    lasting: set[Response | None],
+) -> Response:
     if params.confirmation:
-        if _confirmed(considered, Response.CR, (Response.CR,), params):
+        if cr.confirmed:
             return Response.CR
-        if _confirmed(considered, Response.PR, (Response.PR, Response.CR), params):
+        if pr.confirmed:
             return Response.PR
     else:
         for category in (Response.CR, Response.PR):
-            if category in overall:
+            if category in seen:
                 return category
-    lasting = [
-        r.overall
-        for r in considered
-        if r.overall in _SD_CLASS and (r.date - baseline).days >= params.sd_min_days
-    ]
     if lasting:
-        only_non_cr = all(o is Response.NON_CR_NON_PD for o in lasting)
-        return Response.NON_CR_NON_PD if only_non_cr else Response.SD
-    if Response.PD in overall:
+        return Response.NON_CR_NON_PD if lasting == {Response.NON_CR_NON_PD} else Response.SD
+    if Response.PD in seen:
         return Response.PD
     return Response.NE
 
 
-def _confirmed(
-    responses: Sequence[TimepointResponse],
-    first: Response,
-    confirming: tuple[Response, ...],
-    params: AssessmentParameters,
-) -> bool:
-    """A *first* response confirmed by a later one >= confirm_min_days after it,
-    with only confirming or NE responses in between (criteria.md 3.9, [I])."""
-    allowed_between = (*confirming, Response.NE)
-    for i, start in enumerate(responses):
-        if start.overall is not first and not (
-            first is Response.PR and start.overall is Response.CR
-        ):
-            continue
-        for later in responses[i + 1 :]:
-            if later.overall not in allowed_between:
-                break
-            if (
-                later.overall in confirming
-                and (later.date - start.date).days >= params.confirm_min_days
-            ):
-                return True
-    return False
+@dataclass(slots=True)
+class _Confirmation:
+    """Whether a response in *confirming* was confirmed by a later one in *confirming*
+    at least *min_days* after it, with only confirming or NE responses in between
+    (criteria.md 3.9, [I]): CR by CR; PR by PR or CR (a CR after a PR confirms it, and
+    a CR not confirmed as CR may be as PR). Fed one response at a time, in date order.
+    """
+
+    confirming: tuple[Response, ...]
+    min_days: int
+    confirmed: bool = False
+    open_since: date | None = None  # earliest response not yet cut off from later ones
+
+    def add(self, response: TimepointResponse) -> None:
+        overall = response.overall
+        if overall is Response.NE:
+            return
+        if overall not in self.confirming:
+            self.open_since = None  # nothing before this can be confirmed after it
+            return
+        if self.open_since is not None and (response.date - self.open_since).days >= self.min_days:
+            self.confirmed = True
+        if self.open_since is None or response.date < self.open_since:
+            self.open_since = response.date
