@@ -177,19 +177,20 @@ class Coordinates:
         return 2 if self.frame_of_reference_uid is None else 3
 
     def __post_init__(self) -> None:
-        counts = _GRAPHIC_POINTS_2D if self.dimensions == 2 else _GRAPHIC_POINTS_3D
+        dimensions = self.dimensions
+        counts = _GRAPHIC_POINTS_2D if dimensions == 2 else _GRAPHIC_POINTS_3D
         if self.graphic_type not in counts:
             raise InvalidInput(
                 f"graphic type {self.graphic_type!r} is not one of {', '.join(counts)}"
             )
-        points, remainder = divmod(len(self.points), self.dimensions)
+        points, remainder = divmod(len(self.points), dimensions)
         wanted = counts[self.graphic_type]
         if remainder or points == 0 or (wanted is not None and points != wanted):
             raise InvalidInput(
                 f"{self.graphic_type} needs {wanted or 'one or more'} points of"
-                f" {self.dimensions} coordinates, not {len(self.points)} values"
+                f" {dimensions} coordinates, not {len(self.points)} values"
             )
-        if not all(math.isfinite(value) for value in self.points):
+        if not all(map(math.isfinite, self.points)):
             raise InvalidInput(f"{self.graphic_type} has a coordinate that is not finite")
 
 
