@@ -236,25 +236,25 @@ def _stored_patient(store: Store, patient_id: str, tenant: str) -> PatientIdenti
     return PatientIdentity(identifier["system"], identifier["value"])
 
 
-def _patient_resolver(request: Request, tenant: str) -> fhir_reader.PatientResolver:
-    """Patient/<id> references to patients of *tenant* the index knows."""
+def patient_resolver(engine: Any, tenant: str) -> fhir_reader.PatientResolver:
+    """Patient/<id> references to patients of *tenant* the index of *engine* knows."""
 
     def resolve(patient_id: str) -> PatientIdentity | None:
-        with open_store(request.app.state.engine) as store:
+        with open_store(engine) as store:
             return _stored_patient(store, patient_id, tenant)
 
     return resolve
 
 
 def _read(
-    document: Any, request: Request, settings: Settings, tenant: str
+    document: Any, settings: Settings, resolve_patient: fhir_reader.PatientResolver
 ) -> tuple[list[services.Inbound], _Received]:
     digest = services.digest(fhir_reader.canonical(document)) if isinstance(document, dict) else ""
     read = fhir_reader.read_fhir(
         document,
         digest=digest,
         patient_system=settings.patient_system,
-        resolve_patient=_patient_resolver(request, tenant),
+        resolve_patient=resolve_patient,
     )
     received = _assign_ids(read, document)
     records = tuple(record for record in received.records if record is not None)
@@ -269,7 +269,14 @@ def read_assessment_body(
     data: bytes, request: Request, settings: Settings, tenant: str
 ) -> list[services.Inbound]:
     """``POST /assessments`` with ``application/fhir+json``: an Observation or a Bundle."""
-    return _read(parse_fhir(data, settings), request, settings, tenant)[0]
+    return read_inbound(data, settings, patient_resolver(request.app.state.engine, tenant))
+
+
+def read_inbound(
+    data: bytes, settings: Settings, resolve_patient: fhir_reader.PatientResolver
+) -> list[services.Inbound]:
+    """The reports of the FHIR body *data* (an Observation or a Bundle), ready to store."""
+    return _read(parse_fhir(data, settings), settings, resolve_patient)[0]
 
 
 # -- answers ------------------------------------------------------------------------------
@@ -643,7 +650,7 @@ async def create_observation(
             if match is not None:
                 tally.redelivered += 1
                 return _write_answer(request, 200, match, "an Observation matches If-None-Exist")
-        inbound, received = _read(document, request, settings, tenant)
+        inbound, received = _read(document, settings, patient_resolver(engine, tenant))
         stored, created = (await _store_input(writer, inbound, received, request, tenant, tally))[0]
     message = "created" if created else "already stored with the same content"
     return _write_answer(request, 201 if created else 200, stored, message)
@@ -689,7 +696,7 @@ async def _transaction(
     rest = [index for index in range(len(entries)) if index not in answers]
     if rest:
         subset = {**document, "type": "transaction", "entry": [entries[i] for i in rest]}
-        inbound, received = _read(subset, request, settings, tenant)
+        inbound, received = _read(subset, settings, patient_resolver(engine, tenant))
         writer = request.app.state.writer
         stored = await _store_input(writer, inbound, received, request, tenant, tally)
         for index, (resource, created) in zip(rest, stored, strict=True):
