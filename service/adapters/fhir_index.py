@@ -8,8 +8,10 @@ identifier that keys their history (contract section 3, "Patient").
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from datetime import date
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -19,6 +21,10 @@ from service.adapters.fhir_reader import identifier_text
 from service.domain.model import PatientIdentity
 
 Resource = dict[str, Any]
+
+# A "reference" member with a string value in orjson's compact output, the value's JSON
+# text as group 1; a quote inside a string is escaped there, so it never matches inside one.
+_REFERENCE: Final = re.compile(rb'"reference":("[^"\\]*(?:\\.[^"\\]*)*")')
 
 
 def patient_resource(patient: PatientIdentity) -> Resource:
@@ -30,8 +36,26 @@ def patient_resource(patient: PatientIdentity) -> Resource:
     }
 
 
-def record(resource: Resource, patient: PatientIdentity | None) -> FhirRecord:
-    """*resource* as an index row; ``meta`` is left out (the row keeps the version)."""
+class References:
+    """Rewrites every ``reference`` (at any depth) of a serialised resource that is a key
+    of *rewrite* to its value: one regular-expression pass over the body, instead of a
+    copy of the resource tree."""
+
+    def __init__(self, rewrite: Mapping[str, str]) -> None:
+        self._encoded = {orjson.dumps(old): orjson.dumps(new) for old, new in rewrite.items()}
+
+    def __call__(self, body: bytes) -> bytes:
+        return _REFERENCE.sub(self._rewritten, body)
+
+    def _rewritten(self, reference: re.Match[bytes]) -> bytes:
+        return b'"reference":' + self._encoded.get(reference[1], reference[1])
+
+
+def record(
+    resource: Resource, patient: PatientIdentity | None, references: References | None = None
+) -> FhirRecord:
+    """*resource* as an index row, its *references* rewritten; ``meta`` is left out (the
+    row keeps the version)."""
     body = {name: value for name, value in resource.items() if name != "meta"}
     profile = (resource.get("meta") or {}).get("profile")
     if profile:
@@ -39,10 +63,11 @@ def record(resource: Resource, patient: PatientIdentity | None) -> FhirRecord:
     identifiers = resource.get("identifier")
     first = identifiers[0] if isinstance(identifiers, list) and identifiers else identifiers
     effective = resource.get("effectiveDateTime")
+    text = fhir_writer.dumps(body)
     return FhirRecord(
         resource_type=resource["resourceType"],
         resource_id=resource["id"],
-        body=fhir_writer.dumps(body),
+        body=text if references is None else references(text),
         patient=patient,
         identifier=identifier_text(first),
         effective_date=_day(effective),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.adapters.strict_json import JsonLimits, loads
+from service.adapters.strict_json import JsonLimits, MalformedJson, loads
 from service.domain.errors import TooCostly
 
 SMALL = JsonLimits(max_depth=3, max_array_items=3, max_string_bytes=8, max_number_chars=4)
@@ -21,6 +21,8 @@ SMALL = JsonLimits(max_depth=3, max_array_items=3, max_string_bytes=8, max_numbe
         b'["12345678", "\\"\\"\\"\\""]',  # 8 bytes as written
         b"[1234, -1.5]",
         b"[[[]]]",
+        b'[{"a": []}, "[[[[", {"b\\"[[": ["]]]]"]}]',  # brackets in strings
+        b"[[{}], [{}], [{}]]",  # many brackets, never deeper than 3
     ],
 )
 def test_within_the_limits_a_document_loads(document: bytes) -> None:
@@ -36,6 +38,9 @@ def test_within_the_limits_a_document_loads(document: bytes) -> None:
         (b'{"123456789": 1}', "string is longer than 8 bytes"),
         (b"[12345]", "number has more than 4 characters"),
         (b"[[[[]]]]", "nested deeper than 3 levels"),
+        (b'[[], "]]", [[{"x": 1}]]]', "nested deeper than 3 levels"),
+        (b"[" * 100_000, "nested deeper than 3 levels"),  # not even closed
+        (b"[[[]]] [[[[", "nested deeper than 3 levels"),  # after a first document
     ],
 )
 def test_past_a_limit_a_document_is_too_costly(document: bytes, words: str) -> None:
@@ -51,3 +56,12 @@ def test_the_default_limits_are_those_of_reliability_md_section_5() -> None:
         loads(b"[" + b",".join([b"0"] * 10_001) + b"]")
     with pytest.raises(TooCostly):
         loads(b'["' + b"x" * (1024 * 1024 + 1) + b'"]')
+
+
+@pytest.mark.parametrize(
+    "document",
+    [b'{"a": 1, "a": 1}', b'{"b": {"a": 1, "c": 2, "a": 3}}', b'[{"a": [], "b": 0, "a": {}}]'],
+)
+def test_a_duplicate_member_name_is_refused_with_its_name(document: bytes) -> None:
+    with pytest.raises(MalformedJson, match="duplicate JSON member name 'a'"):
+        loads(document)

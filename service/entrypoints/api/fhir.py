@@ -199,31 +199,18 @@ def _assign_ids(read: fhir_reader.FhirInput, document: Resource) -> _Received:
         for old in (entry.get("fullUrl"), f"{kind}/{resource.get('id')}"):
             if isinstance(old, str):
                 rewrite[old] = f"{kind}/{new_id}"
+    references = fhir_index.References(rewrite)
     records: list[FhirRecord | None] = []
     for resource, subject, new_id in zip(read.resources, read.subjects, ids, strict=True):
         if resource["resourceType"] == "Patient":
             records.append(None)
             continue
-        body = _rewritten({**resource, "id": new_id}, rewrite)
-        records.append(fhir_index.record(body, subject))
+        records.append(fhir_index.record({**resource, "id": new_id}, subject, references))
     locations = tuple(
         f"{resource['resourceType']}/{new_id}"
         for resource, new_id in zip(read.resources, ids, strict=True)
     )
     return _Received(tuple(records), locations)
-
-
-def _rewritten(value: Any, rewrite: dict[str, str]) -> Any:
-    if isinstance(value, dict):
-        return {
-            name: rewrite.get(item, item)
-            if name == "reference" and isinstance(item, str)
-            else _rewritten(item, rewrite)
-            for name, item in value.items()
-        }
-    if isinstance(value, list):
-        return [_rewritten(item, rewrite) for item in value]
-    return value
 
 
 def _stored_patient(store: Store, patient_id: str, tenant: str) -> PatientIdentity | None:
