@@ -11,6 +11,7 @@ timepoint replaces the same resources.
 
 from __future__ import annotations
 
+import hashlib
 import html
 import re
 import uuid
@@ -36,6 +37,8 @@ from service.domain.model import (
 Resource = dict[str, Any]
 
 _ID_NAMESPACE = uuid.UUID("5b0c8f7e-3f7e-4a59-9d8c-2f4f6f1c7a10")
+# SHA-1 state after the namespace bytes: each id hashes only its name on a copy.
+_NAMESPACE_SHA1 = hashlib.sha1(_ID_NAMESPACE.bytes, usedforsecurity=False)
 _OID = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))+$")
 _TWO_PLACES = Decimal("0.01")
 _ROLE_TEXT = {
@@ -52,8 +55,18 @@ _SCHEME_SYSTEM = {"SCT": fc.SNOMED, "DCM": fc.DCM, "LN": fc.LOINC, "NCIt": fc.NC
 
 def resource_id(patient: PatientIdentity, *parts: object) -> str:
     """A stable id: the same patient, date and kind always give the same id."""
-    name = "|".join([patient.system, patient.value, *(str(part) for part in parts)])
-    return str(uuid.uuid5(_ID_NAMESPACE, name))
+    name = "|".join([patient.system, patient.value, *map(str, parts)])
+    return _uuid5(name)
+
+
+def _uuid5(name: str) -> str:
+    """``str(uuid.uuid5(_ID_NAMESPACE, name))`` (RFC 4122 4.3), without building the
+    UUID object: about five times less CPU, and there are ~35 ids per timepoint."""
+    sha = _NAMESPACE_SHA1.copy()
+    sha.update(name.encode())
+    hexa = sha.hexdigest()
+    variant = "89ab"[int(hexa[16], 16) & 3]  # the two top bits of octet 8 become 10
+    return f"{hexa[:8]}-{hexa[8:12]}-5{hexa[13:16]}-{variant}{hexa[17:20]}-{hexa[20:32]}"
 
 
 def timepoint_resources(
@@ -80,14 +93,23 @@ def timepoint_resources(
     if primary.overall is not None:
         results.append(_disease_status(patient, day, primary.overall, status))
     lesions = [lesion for lesion in history.lesions.values() if lesion.first_seen <= day]
+    lesion_ids = {lesion.key: resource_id(patient, "lesion", lesion.key) for lesion in lesions}
     for lesion in lesions:
         observation = timepoint.observations.get(lesion.key)
-        if observation is not None and _size_components(observation):
-            results.append(_tumor_size(patient, lesion, observation, day, status))
+        components = [] if observation is None else _size_components(observation)
+        if observation is not None and components:
+            focus = f"BodyStructure/{lesion_ids[lesion.key]}"
+            results.append(
+                _tumor_size(patient, lesion, observation, components, day, status, focus)
+            )
     for resource in results:
         resource["subject"] = subject
     report = _diagnostic_report(history, assessments, day, status, results, commentary)
-    return [report, *results, *(_body_structure(patient, lesion) for lesion in lesions)]
+    return [
+        report,
+        *results,
+        *(_body_structure(patient, lesion, lesion_ids[lesion.key]) for lesion in lesions),
+    ]
 
 
 def stamp_report(
@@ -253,10 +275,13 @@ def _tumor_size(
     patient: PatientIdentity,
     lesion: TrackedLesion,
     observation: LesionObservation,
+    components: list[Resource],
     day: date,
     status: str,
+    focus: str,
 ) -> Resource:
-    """Per-lesion sizes, mCODE TumorSize style (LOINC 21889-1, focus -> lesion)."""
+    """Per-lesion sizes (*components*: :func:`_size_components` of *observation*),
+    mCODE TumorSize style (LOINC 21889-1, *focus*: the lesion's BodyStructure)."""
     resource: Resource = {
         "resourceType": "Observation",
         "id": resource_id(patient, day, "tumor-size", lesion.key),
@@ -264,9 +289,9 @@ def _tumor_size(
         "status": status,
         "category": [_concept(fc.OBSERVATION_CATEGORY, ("imaging", "Imaging"))],
         "code": _concept(fc.LOINC, ("21889-1", "Size Tumor")),
-        "focus": [{"reference": f"BodyStructure/{resource_id(patient, 'lesion', lesion.key)}"}],
+        "focus": [{"reference": focus}],
         "effectiveDateTime": day.isoformat(),
-        "component": _size_components(observation),
+        "component": components,
     }
     notes = [f"lesion state: {observation.state.value}"] if observation.state else []
     notes.extend(
@@ -278,8 +303,9 @@ def _tumor_size(
     return resource
 
 
-def _body_structure(patient: PatientIdentity, lesion: TrackedLesion) -> Resource:
-    """One tracked lesion; identifiers DCM 112040 / 112039 kept (contract section 4)."""
+def _body_structure(patient: PatientIdentity, lesion: TrackedLesion, lesion_id: str) -> Resource:
+    """One tracked lesion, of id *lesion_id*; identifiers DCM 112040 / 112039 kept
+    (contract section 4)."""
     identity = lesion.identity
     identifiers: list[Resource] = []
     if identity.tracking_uid:
@@ -302,7 +328,7 @@ def _body_structure(patient: PatientIdentity, lesion: TrackedLesion) -> Resource
         )
     resource: Resource = {
         "resourceType": "BodyStructure",
-        "id": resource_id(patient, "lesion", lesion.key),
+        "id": lesion_id,
         "meta": {"profile": [fc.MCODE_TUMOR]},
         "identifier": identifiers,
         "description": f"{_ROLE_TEXT[lesion.role]} {identity}"

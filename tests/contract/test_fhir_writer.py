@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -9,7 +10,7 @@ import orjson
 
 from service.adapters import fhir_writer
 from service.domain.criteria import recist11
-from service.domain.model import AssessmentParameters, LesionState
+from service.domain.model import AssessmentParameters, LesionState, PatientIdentity
 from tests.builders import history, lesion, node, report, tp
 from tests.fhir_validation import validate_bundle, validate_resource
 
@@ -98,6 +99,16 @@ def test_ids_are_stable_and_the_bundle_lists_each_resource_once() -> None:
     bundle = fhir_writer.collection_bundle([*first, *again], "http://example.org/fhir")
     assert len(bundle["entry"]) == len(first)
     validate_bundle(orjson.loads(fhir_writer.dumps(bundle)))
+
+
+def test_ids_are_the_uuid5_of_patient_and_parts() -> None:
+    # Stored resources are replaced by id: the ids of past releases must not change.
+    namespace = uuid.UUID("5b0c8f7e-3f7e-4a59-9d8c-2f4f6f1c7a10")
+    patient = PatientIdentity("urn:oid:1.2.3", "Zoë-7")
+    for n in range(64):  # every variant nibble comes up
+        parts = (FOLLOW_UP, "tumor-size", f"T{n}")
+        name = f"urn:oid:1.2.3|Zoë-7|2024-03-01|tumor-size|T{n}"
+        assert fhir_writer.resource_id(patient, *parts) == str(uuid.uuid5(namespace, name))
 
 
 def test_preliminary_sources_give_a_preliminary_report() -> None:
