@@ -109,6 +109,7 @@ class Trail:
     refresh: Callable[[Trail], None] | None = None  # completes it before each save
     _row_id: int | None = None
     _saved: bytes | None = None
+    _saved_state: tuple[object, ...] | None = None  # _state() of what _saved was built from
 
     def fail(self, outcome: Outcome, description: str) -> None:
         """Record a failure; the worst one stays, with every description."""
@@ -161,15 +162,43 @@ class Trail:
 
     def unsaved(self) -> bytes | None:
         """The event as it would be saved now, None when that is what is stored."""
+        return self._pending()[1]
+
+    def _pending(self) -> tuple[tuple[object, ...], bytes | None]:
+        """:meth:`_state` after the refresh, and :meth:`unsaved`. The event is built and
+        serialised only when its state changed since it was saved (most requests save
+        it in their unit of work, then the entrypoint finds nothing new)."""
         if self.refresh is not None:
             self.refresh(self)
+        state = self._state()
+        if state == self._saved_state:
+            return state, None
         body = dumps(self.resource())
-        return None if body == self._saved else body
+        return state, None if body == self._saved else body
+
+    def _state(self) -> tuple[object, ...]:
+        """Everything :meth:`resource` reads. An entity, once noted, is never changed in
+        place (the ``note_*`` functions only add), so comparing states compares the
+        entities by identity, cheaply."""
+        return (
+            self.type,
+            self.subtype,
+            self.action,
+            self.address,
+            self.requestor,
+            self.outcome,
+            self.outcome_desc,
+            self.query,
+            self.event_id,
+            self.recorded,
+            tuple(self.patients.items()),
+            tuple(self.objects.items()),
+        )
 
     def save(self, connection: Connection) -> Callable[[], None]:
         """Insert or update this event's row in *connection*'s transaction; returns what
         to call once that transaction committed (until then the row may roll back)."""
-        body = self.unsaved()
+        state, body = self._pending()
         if body is None:
             return _nothing
         row = {
@@ -197,7 +226,7 @@ class Trail:
             )
 
         def committed() -> None:
-            self._row_id, self._saved = row_id, body
+            self._row_id, self._saved, self._saved_state = row_id, body, state
 
         return committed
 

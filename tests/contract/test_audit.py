@@ -97,3 +97,26 @@ def test_an_unsaved_event_is_logged_without_its_content(
         audit.save_alone(trail, broken)
     (record,) = caplog.records
     assert record.getMessage() == "audit event not stored (OperationalError)"
+
+
+def test_a_saved_event_is_built_again_only_once_it_changed(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trail = _trail()
+    audit.save_alone(trail, engine)
+    built: list[str] = []
+    build = audit.Trail.resource
+
+    def counted(self: audit.Trail) -> audit.Resource:
+        built.append(self.event_id)
+        return build(self)
+
+    monkeypatch.setattr(audit.Trail, "resource", counted)
+    assert trail.unsaved() is None and built == []  # unchanged: not built, not serialised
+    with audit.recording(trail):
+        audit.note_instance("1.2.3.4")
+    assert trail.unsaved() is not None and len(built) == 1
+    audit.save_alone(trail, engine)
+    trail.fail(audit.Outcome.MINOR_FAILURE, "HTTP 404")
+    assert trail.unsaved() is not None
+    assert audit.search(engine, audit.Query())[0] == 1
