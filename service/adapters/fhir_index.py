@@ -56,10 +56,12 @@ def record(
 ) -> FhirRecord:
     """*resource* as an index row, its *references* rewritten; ``meta`` is left out (the
     row keeps the version)."""
-    body = {name: value for name, value in resource.items() if name != "meta"}
-    profile = (resource.get("meta") or {}).get("profile")
-    if profile:
-        body["meta"] = {"profile": profile}
+    body = resource
+    if "meta" in resource:
+        body = {name: value for name, value in resource.items() if name != "meta"}
+        profile = (resource["meta"] or {}).get("profile")
+        if profile:
+            body["meta"] = {"profile": profile}
     identifiers = resource.get("identifier")
     first = identifiers[0] if isinstance(identifiers, list) and identifiers else identifiers
     effective = resource.get("effectiveDateTime")

@@ -333,6 +333,7 @@ class _Reader:
                 target = self._resolve(member, None)
                 if target is not None:
                     self._group_of[id(target)] = index
+        self._structure_identities: dict[int, LesionIdentity | None] = {}
         self.warnings: list[str] = []
         self._timepoints: dict[tuple[PatientIdentity, date], _Timepoint] = {}
 
@@ -434,7 +435,11 @@ class _Reader:
         if target is None and (group := self._group(resource)) is not None:
             target = self._resolve(focus, group)
         if target is not None and target.get("resourceType") == "BodyStructure":
-            return _identity(_list(target.get("identifier")))
+            # Read once per BodyStructure, however many Observations name it.
+            key = id(target)
+            if key not in self._structure_identities:
+                self._structure_identities[key] = _identity(_list(target.get("identifier")))
+            return self._structure_identities[key]
         return _identity([focus.get("identifier")])
 
     def _focus_structure(self, focus: Any, resource: Json) -> Json | None:
