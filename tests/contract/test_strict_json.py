@@ -41,6 +41,7 @@ def test_within_the_limits_a_document_loads(document: bytes) -> None:
         (b'[[], "]]", [[{"x": 1}]]]', "nested deeper than 3 levels"),
         (b"[" * 100_000, "nested deeper than 3 levels"),  # not even closed
         (b"[[[]]] [[[[", "nested deeper than 3 levels"),  # after a first document
+        (b'["x", "[[[[', "nested deeper than 3 levels"),  # after an unclosed string
     ],
 )
 def test_past_a_limit_a_document_is_too_costly(document: bytes, words: str) -> None:
