@@ -411,7 +411,8 @@ class Store:
         audit.note_patient(patient)
         d = schema.document
         documents = self._connection.execute(
-            sa.select(d).join(schema.patient).where(_is(patient, tenant)).order_by(d.c.id)
+            sa.select(d).join(schema.patient).where(_IDENTITY).order_by(d.c.id),
+            _identity(patient, tenant),
         ).all()
         if not documents:
             raise NotFound("no such patient")
@@ -505,7 +506,8 @@ class Store:
         row = self._connection.execute(
             sa.select(r.c.version, r.c.issued, r.c.body)
             .join(schema.patient)
-            .where(_is(patient, tenant), r.c.imaging_date == day)
+            .where(_IDENTITY, r.c.imaging_date == day),
+            _identity(patient, tenant),
         ).one_or_none()
         if row is None:
             raise NotFound(f"no result for this patient on {day.isoformat()}")
@@ -603,10 +605,11 @@ class Store:
         date inclusively."""
         r = schema.fhir_resource
         query = sa.select(r).where(r.c.tenant == tenant, r.c.resource_type == resource_type)
+        identity: dict[str, str] = {}
         if patient is not None:
             audit.note_patient(patient)
-            patient_ids = sa.select(schema.patient.c.id).where(_is(patient, tenant))
-            query = query.where(r.c.patient_id.in_(patient_ids))
+            query = query.where(r.c.patient_id.in_(_PATIENT_ID))
+            identity = _identity(patient, tenant)
         if identifier is not None:
             query = query.where(r.c.identifier == identifier)
         if since is not None:
@@ -615,7 +618,7 @@ class Store:
             query = query.where(r.c.effective_date <= until)
         undated_last = sa.case((r.c.effective_date.is_(None), 1), else_=0)
         ordered = query.order_by(undated_last, r.c.effective_date, r.c.id)
-        rows = self._connection.execute(ordered).all()
+        rows = self._connection.execute(ordered, identity).all()
         return [_stored_resource(row) for row in rows]
 
     def _locked_resources(
@@ -678,11 +681,12 @@ class Store:
         query = (
             sa.select(d.c.dicom_context)
             .join(schema.patient)
-            .where(_is(patient, tenant), d.c.imaging_date == day, d.c.dicom_context.is_not(None))
+            .where(_IDENTITY, d.c.imaging_date == day, d.c.dicom_context.is_not(None))
             .order_by(d.c.id.desc())
             .limit(1)
         )
-        context: dict[str, Any] | None = self._connection.execute(query).scalar_one_or_none()
+        found = self._connection.execute(query, _identity(patient, tenant))
+        context: dict[str, Any] | None = found.scalar_one_or_none()
         return context
 
     def _document_digest(self, uid: str, tenant: str) -> str | None:
@@ -797,11 +801,6 @@ def _now() -> datetime:
 def _identity(patient: PatientIdentity, tenant: str) -> dict[str, str]:
     """The parameters of :data:`_IDENTITY`, also a new patient row."""
     return {"tenant": tenant, "system": patient.system, "value": patient.value}
-
-
-def _is(patient: PatientIdentity, tenant: str) -> sa.ColumnElement[bool]:
-    p = schema.patient
-    return sa.and_(p.c.tenant == tenant, p.c.system == patient.system, p.c.value == patient.value)
 
 
 def _document_row(

@@ -25,6 +25,7 @@ from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
+from sqlalchemy import Engine
 
 from service import __version__, services
 from service.adapters import audit, fhir_index, fhir_reader, fhir_writer, strict_json
@@ -223,7 +224,7 @@ def _stored_patient(store: Store, patient_id: str, tenant: str) -> PatientIdenti
     return PatientIdentity(identifier["system"], identifier["value"])
 
 
-def patient_resolver(engine: Any, tenant: str) -> fhir_reader.PatientResolver:
+def patient_resolver(engine: Engine, tenant: str) -> fhir_reader.PatientResolver:
     """Patient/<id> references to patients of *tenant* the index of *engine* knows."""
 
     def resolve(patient_id: str) -> PatientIdentity | None:
