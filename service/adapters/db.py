@@ -101,6 +101,30 @@ _IDENTITY = sa.and_(
 )
 _PATIENT_ID = sa.select(schema.patient.c.id).where(_IDENTITY)
 _LOCK_PATIENT = _PATIENT_ID.with_for_update(key_share=True)
+# What :func:`_report` reads of a patient's documents (not their DICOM context).
+_PATIENT_DOCUMENTS = (
+    sa.select(
+        *(
+            schema.document.c[name]
+            for name in (
+                "id",
+                "uid",
+                "kind",
+                "preliminary",
+                "imaging_date",
+                "label",
+                "study_uid",
+                "warnings",
+                "setting",
+                "lesions",
+            )
+        )
+    )
+    .join(schema.patient)
+    .where(_IDENTITY)
+    .order_by(schema.document.c.id)
+)
+_INSERT_LESIONS = sa.insert(schema.lesion).returning(schema.lesion.c.position, schema.lesion.c.id)
 _INSERT_PATIENT = sa.insert(schema.patient).returning(schema.patient.c.id)
 _DOCUMENT_DIGEST = sa.select(schema.document.c.digest).where(
     schema.document.c.tenant == sa.bindparam("tenant"),
@@ -409,11 +433,7 @@ class Store:
         measurement rows.
         """
         audit.note_patient(patient)
-        d = schema.document
-        documents = self._connection.execute(
-            sa.select(d).join(schema.patient).where(_IDENTITY).order_by(d.c.id),
-            _identity(patient, tenant),
-        ).all()
+        documents = self._connection.execute(_PATIENT_DOCUMENTS, _identity(patient, tenant)).all()
         if not documents:
             raise NotFound("no such patient")
         from_rows = self._lesions_from_rows([row.id for row in documents if row.lesions is None])
@@ -715,7 +735,7 @@ class Store:
         if found is not None:
             return found
         try:
-            with self._savepoint():
+            with self._atomic_statement():
                 row = _identity(patient, tenant)
                 inserted: int = self._connection.execute(_INSERT_PATIENT, row).scalar_one()
         except IntegrityError:
@@ -737,6 +757,18 @@ class Store:
             self._patient_ids = known
             raise
 
+    @contextmanager
+    def _atomic_statement(self) -> Iterator[None]:
+        """Around one statement that a constraint may refuse. PostgreSQL aborts the whole
+        transaction on an error, so the statement runs in a savepoint; SQLite undoes the
+        refused statement alone (its default ON CONFLICT ABORT), which spares the
+        SAVEPOINT and RELEASE round trips."""
+        if self._connection.dialect.name == "sqlite":
+            yield
+        else:
+            with self._savepoint():
+                yield
+
     def _insert_report(
         self,
         report: TimepointReport,
@@ -753,18 +785,18 @@ class Store:
         document_id = self._connection.execute(insert_document, document_row).scalar_one()
         if not report.lesions:
             return
-        insert_lesions = sa.insert(schema.lesion).returning(
-            schema.lesion.c.id, sort_by_parameter_order=True
-        )
         lesion_rows = [
             _lesion_row(document_id, position, observation)
             for position, observation in enumerate(report.lesions)
         ]
-        lesion_ids = self._connection.execute(insert_lesions, lesion_rows).scalars().all()
+        # One multi-row INSERT; its RETURNING rows come in no promised order, so each
+        # id is matched by its position (sort_by_parameter_order would insert row by row).
+        inserted = self._connection.execute(_INSERT_LESIONS, lesion_rows).all()
+        lesion_ids: dict[int, int] = dict(inserted)
         measurement_rows = [
-            _measurement_row(lesion_id, position, measurement)
-            for lesion_id, observation in zip(lesion_ids, report.lesions, strict=True)
-            for position, measurement in enumerate(observation.measurements)
+            _measurement_row(lesion_ids[position], index, measurement)
+            for position, observation in enumerate(report.lesions)
+            for index, measurement in enumerate(observation.measurements)
         ]
         if measurement_rows:
             self._connection.execute(sa.insert(schema.measurement), measurement_rows)
@@ -787,7 +819,7 @@ class Store:
             "body": body,
         }
         try:
-            with self._savepoint():
+            with self._atomic_statement():
                 self._connection.execute(_INSERT_RESULT, row)
         except IntegrityError:
             return None

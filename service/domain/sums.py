@@ -7,6 +7,7 @@ so a zero nadir never divides (criteria.md section 2, "Inequalities").
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from decimal import Decimal
 
@@ -58,6 +59,7 @@ def at_least_percent_below(value: Decimal, reference: Decimal, percent: int) -> 
     return (reference - value) * HUNDRED >= percent * reference
 
 
+@functools.lru_cache(maxsize=4096)  # every past timepoint's explanation shows its sums again
 def display(value: Decimal | None) -> str:
     """A number for people: two decimals at most, no trailing zeros."""
     if value is None:
