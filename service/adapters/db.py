@@ -23,7 +23,6 @@ constraint, not a prior SELECT, decides races between concurrent ingests.
 
 from __future__ import annotations
 
-import functools
 import logging
 import random
 import sqlite3
@@ -46,6 +45,7 @@ from sqlalchemy.engine import Connection, Engine, Row, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, TimeoutError as PoolTimeout
 
 from service.adapters import audit, db_schema as schema
+from service.adapters.bounded_cache import BoundedCache
 from service.adapters.db_schema import DEFAULT_TENANT
 from service.domain.errors import Conflict, IdentityConflict, NotFound, Unavailable
 from service.domain.model import (
@@ -101,29 +101,36 @@ _IDENTITY = sa.and_(
 )
 _PATIENT_ID = sa.select(schema.patient.c.id).where(_IDENTITY)
 _LOCK_PATIENT = _PATIENT_ID.with_for_update(key_share=True)
-# What :func:`_report` reads of a patient's documents (not their DICOM context).
+# A patient's documents in storage order, by what names their content; then what
+# :func:`_report` reads of those not decoded yet (not their DICOM context).
 _PATIENT_DOCUMENTS = (
     sa.select(
-        *(
-            schema.document.c[name]
-            for name in (
-                "id",
-                "uid",
-                "kind",
-                "preliminary",
-                "imaging_date",
-                "label",
-                "study_uid",
-                "warnings",
-                "setting",
-                "lesions",
-            )
-        )
+        schema.document.c.id,
+        schema.document.c.uid,
+        schema.document.c.digest,
+        schema.document.c.received_at,
     )
     .join(schema.patient)
     .where(_IDENTITY)
     .order_by(schema.document.c.id)
 )
+_DOCUMENTS_BY_ID = sa.select(
+    *(
+        schema.document.c[name]
+        for name in (
+            "id",
+            "uid",
+            "kind",
+            "preliminary",
+            "imaging_date",
+            "label",
+            "study_uid",
+            "warnings",
+            "setting",
+            "lesions",
+        )
+    )
+).where(schema.document.c.id.in_(sa.bindparam("ids", expanding=True)))
 _INSERT_LESIONS = sa.insert(schema.lesion).returning(schema.lesion.c.position, schema.lesion.c.id)
 _INSERT_PATIENT = sa.insert(schema.patient).returning(schema.patient.c.id)
 _DOCUMENT_DIGEST = sa.select(schema.document.c.digest).where(
@@ -436,15 +443,35 @@ class Store:
         documents = self._connection.execute(_PATIENT_DOCUMENTS, _identity(patient, tenant)).all()
         if not documents:
             raise NotFound("no such patient")
-        from_rows = self._lesions_from_rows([row.id for row in documents if row.lesions is None])
-        return [
-            _report(
+        # A document never changes: its uid and content digest name what it decodes to
+        # (with when it was received, for tests that give made-up digests).
+        keys = {row.id: (tenant, patient, *row) for row in documents}
+        found = {
+            document_id: report
+            for document_id, key in keys.items()
+            if (report := _DECODED_REPORTS.get(key)) is not None
+        }
+        missing = [document_id for document_id in keys if document_id not in found]
+        if missing:
+            for document_id, report in self._read_reports(patient, missing).items():
+                _DECODED_REPORTS.put(keys[document_id], report)
+                found[document_id] = report
+        return [found[row.id] for row in documents]
+
+    def _read_reports(
+        self, patient: PatientIdentity, document_ids: Sequence[int]
+    ) -> dict[int, TimepointReport]:
+        """The reports of *document_ids*, decoded from their rows."""
+        rows = self._connection.execute(_DOCUMENTS_BY_ID, {"ids": document_ids}).all()
+        from_rows = self._lesions_from_rows([row.id for row in rows if row.lesions is None])
+        return {
+            row.id: _report(
                 patient,
                 row,
                 from_rows[row.id] if row.lesions is None else _decode_lesions(bytes(row.lesions)),
             )
-            for row in documents
-        ]
+            for row in rows
+        }
 
     def _lesions_from_rows(
         self, document_ids: Sequence[int]
@@ -923,11 +950,10 @@ def _exact_text(value: object) -> str:
     raise TypeError(f"{type(value).__name__} is not stored in the lesions column")
 
 
-# Decoded ``lesions`` columns, by their bytes: a document never changes once stored, so
-# a patient's earlier timepoints are decoded once per process, not on every request of
-# that patient (issue 7, history growth). The domain objects are immutable, so sharing
-# them is safe; about 10 KB each for 10 lesions.
-_DECODED_DOCUMENTS_KEPT = 2048
+# Decoded documents (:mod:`.bounded_cache`): a patient's earlier timepoints are decoded
+# once per process, not on every request of that patient (issue 7, history growth);
+# about 10 KB each for 10 lesions.
+_DECODED_REPORTS: BoundedCache[TimepointReport] = BoundedCache(2048)
 
 # Stored enum values to members: a dictionary look-up, cheaper than calling the enum.
 _ROLES = {role.value: role for role in LesionRole}
@@ -937,10 +963,9 @@ _KINDS = {kind.value: kind for kind in MeasurementKind}
 
 def forget_decoded_documents() -> None:
     """Empty the cache of decoded documents (a benchmark's cold start)."""
-    _decode_lesions.cache_clear()
+    _DECODED_REPORTS.clear()
 
 
-@functools.lru_cache(maxsize=_DECODED_DOCUMENTS_KEPT)
 def _decode_lesions(data: bytes) -> tuple[LesionObservation, ...]:
     """The lesions of :func:`_encode_lesions`."""
     return tuple(

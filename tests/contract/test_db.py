@@ -192,6 +192,32 @@ def test_documents_stored_before_the_lesions_column_read_from_their_rows(db: Eng
     assert [row.lesions is None for row in kept] == [True, False]
 
 
+def test_a_history_read_again_is_not_decoded_again(db: Engine) -> None:
+    """Stored documents never change, so each is decoded once per process (issue 7)."""
+    older, newer = rich_report(), rich_report("1.2.826.0.1.2", BASELINE + timedelta(days=60))
+    assert add(db, older, "d-older")
+    first = stored_reports(db)
+    assert add(db, newer, "d-newer")
+    second = stored_reports(db)
+    assert first == [older] and second == [older, newer]
+    assert second[0] is first[0]
+
+
+def test_what_was_decoded_is_not_taken_for_another_database(db: Engine, tmp_path: Path) -> None:
+    """Same uid, same (made-up) digest, other content in another database: not the
+    cached report."""
+    other = create_engine(f"sqlite:///{tmp_path / 'other.db'}")
+    migrate(other)
+    try:
+        assert add(db, rich_report(), "d1")
+        assert stored_reports(db) == [rich_report()]
+        elsewhere = replace(rich_report(), label="another report with the same uid")
+        assert add(other, elsewhere, "d1")
+        assert stored_reports(other) == [elsewhere]
+    finally:
+        other.dispose()
+
+
 def test_redelivery_with_the_same_digest_stores_nothing(db: Engine) -> None:
     assert add(db, rich_report(), "d1")
     before = row_counts(db)
