@@ -16,6 +16,7 @@ Lengths are millimetres and every number is a :class:`~decimal.Decimal`
 from __future__ import annotations
 
 import enum
+import functools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -236,7 +237,7 @@ class QualitativeFinding:
     code: Code | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)  # no slots: cached_property keeps its values in __dict__
 class LesionObservation:
     """Everything one source says about one lesion at one timepoint."""
 
@@ -266,13 +267,15 @@ class LesionObservation:
             return sum(found, Decimal(0))
         return max(found)
 
-    @property
+    # The axes are computed once per observation, when first read: every assessment of a
+    # patient's history reads them again for each past timepoint (issue 7, history growth).
+    @functools.cached_property
     def long_axis_mm(self) -> Decimal | None:
         """Longest diameter: the long axis, else a plain diameter."""
         value = self.value(MeasurementKind.LONG_AXIS)
         return value if value is not None else self.value(MeasurementKind.DIAMETER)
 
-    @property
+    @functools.cached_property
     def short_axis_mm(self) -> Decimal | None:
         return self.value(MeasurementKind.SHORT_AXIS)
 
