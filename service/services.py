@@ -15,10 +15,11 @@ from datetime import date
 from typing import Any
 
 from service.adapters import fhir_index, fhir_writer, report_render, sr_writer
+from service.adapters.bounded_cache import BoundedCache
 from service.adapters.db import FhirRecord, Store
 from service.domain.advisor import Recommendation, merge_settings, recommend
 from service.domain.commentary import commentary
-from service.domain.criteria import CRITERIA
+from service.domain.criteria import CRITERIA, recist11
 from service.domain.errors import NotFound, UnsupportedInput
 from service.domain.history import build_history
 from service.domain.model import (
@@ -291,8 +292,24 @@ def _evaluate(
     setting: ClinicalSetting | None,
 ) -> tuple[History, tuple[Recommendation, ...], list[Assessment]]:
     advice = recommend(merge_settings([history.setting, setting]))
-    assessments = [CRITERIA[name](history, params) for name in choose_criteria(criteria, advice)]
+    assessments = [_assessment(name, history, params) for name in choose_criteria(criteria, advice)]
     return history, advice, assessments
+
+
+# The RECIST 1.1 fold of each patient's last assessment in this process: the next one
+# evaluates only the timepoints whose inputs changed, the new one when a timepoint is
+# appended (issue 7, history growth; recist11.Fold). Patients of two tenants may share
+# a slot: a fold holds only for the very observation objects it was evaluated from.
+_RECIST_FOLDS: BoundedCache[recist11.Fold] = BoundedCache(1024)
+
+
+def _assessment(criterion: str, history: History, params: AssessmentParameters) -> Assessment:
+    if criterion != recist11.CRITERION:
+        return CRITERIA[criterion](history, params)
+    earlier = _RECIST_FOLDS.get(history.patient)
+    assessment, fold = recist11.fold_by_size(history, params, recist11.RULES, earlier)
+    _RECIST_FOLDS.put(history.patient, fold)
+    return assessment
 
 
 def _timepoint(

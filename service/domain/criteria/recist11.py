@@ -104,6 +104,69 @@ class NewLesions:
     equivocal: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One follow-up timepoint's evaluation, with everything it was evaluated from
+    besides its :class:`Fold`'s context: the timepoint's observations (by identity: they
+    are immutable) and the :class:`Progress` before it."""
+
+    day: date
+    preliminary: bool
+    observations: tuple[tuple[str, LesionObservation], ...]
+    before: Progress
+    response: TimepointResponse
+    new: NewLesions
+    after: Progress
+
+    def holds_for(self, timepoint: Timepoint, before: Progress) -> bool:
+        """Whether evaluating *timepoint* after *before* would give this step again."""
+        return (
+            self.day == timepoint.date
+            and self.preliminary == timepoint.preliminary
+            and self.before == before
+            and len(self.observations) == len(timepoint.observations)
+            and all(
+                key == kept_key and observation is kept
+                for (kept_key, kept), (key, observation) in zip(
+                    self.observations, timepoint.observations.items(), strict=True
+                )
+            )
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Fold:
+    """The follow-up steps of one assessment and the context they were evaluated in.
+
+    Each step is a pure function of its timepoint, its :class:`Progress` and this
+    context, so a later assessment of the patient takes every leading step whose
+    inputs are unchanged and evaluates only from the first that differs: appending a
+    timepoint evaluates that timepoint alone (issue 7, history growth).
+    """
+
+    rules: SizeRules
+    params: AssessmentParameters
+    disease: Disease
+    baseline_sum: Decimal
+    steps: tuple[Step, ...]
+
+    def steps_for(
+        self,
+        rules: SizeRules,
+        params: AssessmentParameters,
+        disease: Disease,
+        baseline_sum: Decimal,
+    ) -> tuple[Step, ...]:
+        """The steps, if they were evaluated in this context; else none."""
+        same = (
+            self.rules is rules
+            and self.params == params
+            and self.baseline_sum == baseline_sum
+            and self.disease == disease
+        )
+        return self.steps if same else ()
+
+
 def assess(history: History, params: AssessmentParameters) -> Assessment:
     """Apply RECIST 1.1 to every timepoint of *history* (the first is baseline)."""
     return assess_by_size(history, params, RULES)
@@ -111,26 +174,49 @@ def assess(history: History, params: AssessmentParameters) -> Assessment:
 
 def assess_by_size(history: History, params: AssessmentParameters, rules: SizeRules) -> Assessment:
     """The RECIST 1.1 algorithm with the lesion size and PD clause of *rules*."""
+    return fold_by_size(history, params, rules)[0]
+
+
+def fold_by_size(
+    history: History,
+    params: AssessmentParameters,
+    rules: SizeRules,
+    earlier: Fold | None = None,
+) -> tuple[Assessment, Fold]:
+    """:func:`assess_by_size`, taking from *earlier* (the fold of a previous assessment
+    of the patient) every step that still holds; returns the assessment and its fold."""
     baseline = history.timepoints[0]
     disease, warnings = classify(history, rules)
     baseline_sizes = sizes(disease.targets, baseline, rules).values()
     baseline_sum = total(s for s in baseline_sizes if s is not None)
-    responses = [baseline_response(baseline, disease, baseline_sum, rules)]
-    news: list[NewLesions] = [NewLesions()]
+    kept = earlier.steps_for(rules, params, disease, baseline_sum) if earlier else ()
+    steps: list[Step] = []
     progress = Progress(nadir=baseline_sum)
-    for timepoint in history.timepoints[1:]:
-        response, new, progress = _evaluate(
-            timepoint, disease, baseline_sum, progress, params, rules
-        )
-        responses.append(response)
-        news.append(new)
+    for index, timepoint in enumerate(history.timepoints[1:]):
+        if index < len(kept) and kept[index].holds_for(timepoint, progress):
+            step = kept[index]
+        else:
+            kept = ()
+            response, new, after = _evaluate(
+                timepoint, disease, baseline_sum, progress, params, rules
+            )
+            observations = tuple(timepoint.observations.items())
+            step = Step(
+                timepoint.date, timepoint.preliminary, observations, progress, response, new, after
+            )
+        steps.append(step)
+        progress = step.after
+    responses = [baseline_response(baseline, disease, baseline_sum, rules)]
+    responses.extend(step.response for step in steps)
+    news = [NewLesions(), *(step.new for step in steps)]
     responses = _date_back_confirmed_equivocal(responses, news, history)
-    return Assessment(
+    assessment = Assessment(
         criterion=rules.criterion,
         patient=history.patient,
         responses=with_best_overall(responses, params),
         warnings=history.warnings + tuple(warnings),
     )
+    return assessment, Fold(rules, params, disease, baseline_sum, tuple(steps))
 
 
 def with_best_overall(
