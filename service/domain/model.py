@@ -16,7 +16,6 @@ Lengths are millimetres and every number is a :class:`~decimal.Decimal`
 from __future__ import annotations
 
 import enum
-import functools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -237,7 +236,7 @@ class QualitativeFinding:
     code: Code | None = None
 
 
-@dataclass(frozen=True)  # no slots: cached_property keeps its values in __dict__
+@dataclass(frozen=True, slots=True)
 class LesionObservation:
     """Everything one source says about one lesion at one timepoint."""
 
@@ -250,6 +249,18 @@ class LesionObservation:
     findings: tuple[QualitativeFinding, ...] = ()
     merged_into: LesionIdentity | None = None
     slice_thickness_mm: Decimal | None = None
+    # Derived from the measurements when the observation is made: every assessment reads
+    # them again for each past timepoint (issue 7, history growth).
+    long_axis_mm: Decimal | None = field(init=False, repr=False, compare=False)
+    """Longest diameter: the long axis, else a plain diameter."""
+    short_axis_mm: Decimal | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        long_axis = self.value(MeasurementKind.LONG_AXIS)
+        if long_axis is None:
+            long_axis = self.value(MeasurementKind.DIAMETER)
+        object.__setattr__(self, "long_axis_mm", long_axis)
+        object.__setattr__(self, "short_axis_mm", self.value(MeasurementKind.SHORT_AXIS))
 
     def values(self, kind: MeasurementKind) -> tuple[Decimal, ...]:
         return tuple(m.value for m in self.measurements if m.kind is kind)
@@ -266,18 +277,6 @@ class LesionObservation:
         if self.state is LesionState.SPLIT:
             return sum(found, Decimal(0))
         return max(found)
-
-    # The axes are computed once per observation, when first read: every assessment of a
-    # patient's history reads them again for each past timepoint (issue 7, history growth).
-    @functools.cached_property
-    def long_axis_mm(self) -> Decimal | None:
-        """Longest diameter: the long axis, else a plain diameter."""
-        value = self.value(MeasurementKind.LONG_AXIS)
-        return value if value is not None else self.value(MeasurementKind.DIAMETER)
-
-    @functools.cached_property
-    def short_axis_mm(self) -> Decimal | None:
-        return self.value(MeasurementKind.SHORT_AXIS)
 
 
 @dataclass(frozen=True, slots=True)
