@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=8, help="wrk connections")
     parser.add_argument("--patients", type=int, default=100_000, help="populated database")
     parser.add_argument("--growth-n", type=int, default=30, help="in-process requests")
-    parser.add_argument("--history-patients", type=int, default=5)
+    parser.add_argument("--history-patients", type=int, default=20, help="of each kind")
     parser.add_argument("--cli-patients", type=int, default=40, help="x 5 timepoints of SRs")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)

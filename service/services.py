@@ -299,8 +299,12 @@ def _evaluate(
 # The RECIST 1.1 fold of each patient's last assessment in this process: the next one
 # evaluates only the timepoints whose inputs changed, the new one when a timepoint is
 # appended (issue 7, history growth; recist11.Fold). Patients of two tenants may share
-# a slot: a fold holds only for the very observation objects it was evaluated from.
-_RECIST_FOLDS: BoundedCache[recist11.Fold] = BoundedCache(1024)
+# a slot: a fold holds only for the very observation objects it was evaluated from. A
+# fold keeps those observations alive, so the folds kept hold at most as many
+# timepoints as the decoded reports db keeps.
+_RECIST_FOLDS: BoundedCache[recist11.Fold] = BoundedCache(
+    512, weight=lambda fold: len(fold.steps) + 1
+)
 
 
 def _assessment(criterion: str, history: History, params: AssessmentParameters) -> Assessment:

@@ -46,3 +46,16 @@ def test_threads_sharing_a_cache_never_exceed_its_capacity() -> None:
     for worker in workers:
         worker.join()
     assert len(cache) == 50
+
+
+def test_the_bound_is_on_the_total_weight() -> None:
+    cache: BoundedCache[str] = BoundedCache(5, weight=len)
+    cache.put("a", "aa")
+    cache.put("b", "bbb")
+    assert cache.weight == 5
+    cache.put("c", "c")  # 6 > 5: "a" goes
+    assert (cache.get("a"), cache.get("b"), cache.get("c")) == (None, "bbb", "c")
+    cache.put("b", "b")  # replaced: its old weight is given back
+    assert cache.weight == 2
+    cache.put("d", "dddddd")  # heavier than the whole capacity: not kept
+    assert cache.get("d") is None and cache.weight == 2

@@ -112,7 +112,8 @@ class Step:
 
     day: date
     preliminary: bool
-    observations: tuple[tuple[str, LesionObservation], ...]
+    keys: tuple[str, ...]
+    observations: tuple[LesionObservation, ...]  # of the keys, in their order
     before: Progress
     response: TimepointResponse
     new: NewLesions
@@ -124,11 +125,11 @@ class Step:
             self.day == timepoint.date
             and self.preliminary == timepoint.preliminary
             and self.before == before
-            and len(self.observations) == len(timepoint.observations)
+            and self.keys == tuple(timepoint.observations)
             and all(
-                key == kept_key and observation is kept
-                for (kept_key, kept), (key, observation) in zip(
-                    self.observations, timepoint.observations.items(), strict=True
+                observation is kept
+                for kept, observation in zip(
+                    self.observations, timepoint.observations.values(), strict=True
                 )
             )
         )
@@ -200,9 +201,15 @@ def fold_by_size(
             response, new, after = _evaluate(
                 timepoint, disease, baseline_sum, progress, params, rules
             )
-            observations = tuple(timepoint.observations.items())
             step = Step(
-                timepoint.date, timepoint.preliminary, observations, progress, response, new, after
+                timepoint.date,
+                timepoint.preliminary,
+                tuple(timepoint.observations),
+                tuple(timepoint.observations.values()),
+                progress,
+                response,
+                new,
+                after,
             )
         steps.append(step)
         progress = step.after
