@@ -102,12 +102,18 @@ def summarise(runs: list[dict[str, Any]], pid: int, cursor: Cursor) -> Figures:
 def half_saturation(
     pid: int, load: wrk.Load, cursor: Cursor, protocol: Protocol, saturated_rps: float
 ) -> Figures:
-    """One run offered about half of *saturated_rps*: each connection waits
-    ``connections / rate`` between its requests (wrk's ``delay()``; Debian has no
-    wrk2). Below 8 req/s fewer connections are used, so each still sends several."""
+    """``protocol.runs`` runs offered about half of *saturated_rps*, medians of the runs
+    as for every target (one run's p99 is its third-worst request of ~300): each
+    connection waits ``connections / rate`` between its requests (wrk's ``delay()``;
+    Debian has no wrk2). Below 8 req/s fewer connections are used, so each still sends
+    several."""
     rate = saturated_rps / 2
     connections = max(1, min(protocol.connections, int(rate)))
     delay_ms = 1e3 * connections / rate if rate > 0 else 0.0
-    run = load_run(pid, load, cursor, protocol.run_s, connections, delay_ms)
-    run.update(offered_rps=rate, delay_ms=delay_ms, connections=connections)
-    return summarise([run], pid, cursor)
+    runs = [
+        load_run(pid, load, cursor, protocol.run_s, connections, delay_ms)
+        for _ in range(protocol.runs)
+    ]
+    for run in runs:
+        run.update(offered_rps=rate, delay_ms=delay_ms, connections=connections)
+    return summarise(runs, pid, cursor)

@@ -248,7 +248,7 @@ def ratios(found: dict[str, Any]) -> list[Ratio]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--bodies", type=int, default=3000, help="distinct SR bodies")
+    parser.add_argument("--bodies", type=int, default=4000, help="distinct SR bodies")
     parser.add_argument("--lesions", type=int, default=10, help="lesions per SR body")
     parser.add_argument("--seconds", type=float, default=10, help="length of one wrk run")
     parser.add_argument("--warmup", type=float, default=3, help="warm-up seconds")
