@@ -271,7 +271,7 @@ class LesionObservation:
         RECIST 1.1 (criteria.md 3.2): a split lesion contributes the sum of the
         longest diameters of its fragments.
         """
-        found = [m.value for m in self.measurements if m.kind is kind]
+        found = self.values(kind)
         if not found:
             return None
         if self.state is LesionState.SPLIT:
