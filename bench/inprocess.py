@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from bench import bodies
+from bench import bodies, postgres
 from service import services
 from service.adapters import db, db_schema as T, fhir_writer, sr_context, sr_reader
 from service.domain.model import (
@@ -59,7 +59,13 @@ class TimedStore(db.Store):
 
 
 def new_engine(path: Path) -> Engine:
-    engine = db.create_engine(f"sqlite:///{path}")
+    """A migrated SQLite database at *path*."""
+    return migrated(f"sqlite:///{path}")
+
+
+def migrated(url: str) -> Engine:
+    """An engine on *url*, as the service creates it, migrated to the latest schema."""
+    engine = db.create_engine(url)
     db.migrate(engine)
     return engine
 
@@ -113,6 +119,33 @@ def cost(run: Callable[[bytes], object], data: Sequence[bytes]) -> Cost:
         run(body)
     n = len(data)
     return Cost(1e3 * (time.process_time() - cpu) / n, 1e3 * (time.perf_counter() - wall) / n, n)
+
+
+def database_share(ingest: Ingest, measured: Cost) -> dict[str, Any]:
+    """The database's share of the wall time of the requests *measured* on *ingest*
+    (its ``db_seconds`` counted from zero over just those requests)."""
+    db_ms = 1e3 * ingest.db_seconds / measured.n
+    return {
+        "db_wall_ms_per_request": db_ms,
+        "request_wall_ms": measured.wall_ms,
+        "share": db_ms / measured.wall_ms,
+    }
+
+
+def postgres_share(data: Sequence[bytes], server: str = postgres.POSTGRES_URL) -> dict[str, Any]:
+    """:func:`database_share` of *data* (the first two a warm-up) on a fresh schema of
+    the PostgreSQL *server*; says why when it is unreachable."""
+    problem = postgres.unreachable(server)
+    if problem is not None:
+        return {"skipped": problem}
+    with postgres.fresh_schema(server) as url:
+        ingest = Ingest(migrated(url))
+        try:
+            cost(ingest, data[:2])
+            ingest.db_seconds = 0.0
+            return {"server": "postgresql", **database_share(ingest, cost(ingest, data[2:]))}
+        finally:
+            ingest.engine.dispose()
 
 
 def lesion_growth(workdir: Path, small: int, large: int) -> dict[str, Any]:

@@ -10,20 +10,16 @@ runs the suite once on each (issue 6; README "Tests").
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
 
-POSTGRES_URL = os.environ.get(
-    "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
+from bench.postgres import POSTGRES_URL, fresh_schema, unreachable
+
+__all__ = ["POSTGRES_URL", "backend", "fresh_database"]
 
 
 def backend() -> str:
@@ -37,14 +33,7 @@ def backend() -> str:
 @cache
 def _postgres_problem() -> str | None:
     """Why PostgreSQL cannot be used, None when it answers (probed once per run)."""
-    probe = sa.create_engine(POSTGRES_URL)
-    try:
-        with probe.connect():
-            return None
-    except OperationalError as error:
-        return f"PostgreSQL unreachable at {make_url(POSTGRES_URL)!r}: {error.orig}"
-    finally:
-        probe.dispose()
+    return unreachable()
 
 
 @contextmanager
@@ -57,15 +46,5 @@ def fresh_database(directory: Path) -> Iterator[str]:
     problem = _postgres_problem()
     if problem is not None:
         pytest.skip(problem)
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(POSTGRES_URL)
-    try:
-        with admin.begin() as connection:
-            connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
-        url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as connection:
-            connection.exec_driver_sql("SET LOCAL lock_timeout = '10s'")  # never hang
-            connection.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        admin.dispose()
+    with fresh_schema() as url:
+        yield url

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pydicom import dcmread
 
-from bench import bodies, cli_rate, inprocess, measure, memory, procstat, wrk
+from bench import bodies, cli_rate, inprocess, measure, memory, postgres, procstat, wrk
 from bench.run import Ratio
 from service.adapters import sr_reader
 
@@ -151,3 +151,22 @@ def test_memory_added_by_one_request_is_read_from_a_fresh_server(tmp_path):
     assert found["body_bytes"] == len(body)
     assert 0 < found["peak_rss_mb_before"] <= found["peak_rss_mb_after"]
     assert found["ratio"] == pytest.approx(found["added_bytes"] / len(body))
+
+
+def test_postgresql_database_share_is_measured_on_a_schema_of_its_own():
+    problem = postgres.unreachable()
+    if problem is not None:
+        pytest.skip(problem)
+    found = inprocess.postgres_share(list(bodies.distinct_srs(4, 2, prefix="PGSHARE")))
+    assert found["server"] == "postgresql"
+    assert 0 < found["db_wall_ms_per_request"] < found["request_wall_ms"]
+    assert found["share"] == pytest.approx(
+        found["db_wall_ms_per_request"] / found["request_wall_ms"]
+    )
+
+
+def test_an_unreachable_postgresql_is_reported_not_measured():
+    found = inprocess.postgres_share([], "postgresql+psycopg://postgres@127.0.0.1:1/test")
+    assert "unreachable" in found["skipped"]
+    ratio = Ratio("PostgreSQL: database share", found.get("share"), "<=", 0.25)
+    assert ratio.verdict == "NOT MEASURED"
