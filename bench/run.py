@@ -11,7 +11,6 @@ fail (a measurement), non-zero only when the harness itself fails.
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import platform
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import bodies, cli_rate, inprocess, measure, memory, orthanc, servers, wrk
+from service.entrypoints import collector
 
 RESULTS = Path(__file__).with_name("results") / "latest.json"
 DICOM = "application/dicom"
@@ -144,11 +144,9 @@ def orthanc_phase(work: Path, args: argparse.Namespace, protocol: measure.Protoc
 
 
 def inprocess_phase(work: Path, args: argparse.Namespace) -> dict[str, Any]:
-    # As `serve` does after start-up: what lives as long as the process stays out of the
-    # collector's full passes, whose pauses would otherwise land on whichever timed
-    # request runs then and decide a ratio of 30 requests.
-    gc.collect()
-    gc.freeze()
+    # As `serve` does after start-up (its full passes would otherwise land on whichever
+    # timed request runs then and decide a ratio of 30 requests).
+    collector.settle()
     lesions = inprocess.lesion_growth(work, args.growth_n, max(args.growth_n // 5, 3))
     history = inprocess.history_growth(work, args.history_patients)
     empty = inprocess.Ingest(inprocess.new_engine(work / "empty.db"))

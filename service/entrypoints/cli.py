@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import logging
 import sys
@@ -12,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 from service.config import Settings
 from service.domain.errors import DomainError
-from service.entrypoints import assess_command, logs
+from service.entrypoints import assess_command, collector, logs
 
 Command = Callable[[Settings, argparse.Namespace], int]
 
@@ -32,11 +31,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     except InsecureSettings as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    # What start-up built (modules, tables, the app) lives as long as the process: keep
-    # it out of the collector's full passes, which walked its ~480,000 objects in ~0.2 s
-    # each, a pause on whatever request was running (issue 7).
-    gc.collect()
-    gc.freeze()
+    collector.settle()
     uvicorn.run(
         app,
         host=host,
