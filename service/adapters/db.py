@@ -41,8 +41,10 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, Row, make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, TimeoutError as PoolTimeout
+from sqlalchemy.exc import DBAPIError, OperationalError, TimeoutError as PoolTimeout
+from sqlalchemy.sql.dml import Insert
 
 from service.adapters import audit, db_schema as schema
 from service.adapters.bounded_cache import BoundedCache
@@ -132,7 +134,22 @@ _DOCUMENTS_BY_ID = sa.select(
     )
 ).where(schema.document.c.id.in_(sa.bindparam("ids", expanding=True)))
 _INSERT_LESIONS = sa.insert(schema.lesion).returning(schema.lesion.c.position, schema.lesion.c.id)
-_INSERT_PATIENT = sa.insert(schema.patient).returning(schema.patient.c.id)
+
+
+def _insert_or_nothing(table: sa.Table, *returning: sa.Column[Any]) -> dict[str, Insert]:
+    """``INSERT ... ON CONFLICT DO NOTHING RETURNING`` *returning*, by dialect name: a
+    row a unique constraint refuses (a concurrent transaction stored it first) is
+    skipped and not returned, with no error. PostgreSQL aborts the whole transaction on
+    an error, so a plain INSERT that may be refused needs a savepoint, two round trips
+    more (issue 7, PostgreSQL database time)."""
+    return {
+        "postgresql": postgresql.insert(table).on_conflict_do_nothing().returning(*returning),
+        "sqlite": sqlite.insert(table).on_conflict_do_nothing().returning(*returning),
+    }
+
+
+_INSERT_PATIENT = _insert_or_nothing(schema.patient, schema.patient.c.id)
+_INSERT_DOCUMENT = _insert_or_nothing(schema.document, schema.document.c.id)
 _DOCUMENT_DIGEST = sa.select(schema.document.c.digest).where(
     schema.document.c.tenant == sa.bindparam("tenant"),
     schema.document.c.uid == sa.bindparam("uid"),
@@ -164,7 +181,7 @@ _LOCK_RESULT = (
     )
     .with_for_update()
 )
-_INSERT_RESULT = sa.insert(schema.timepoint_result)
+_INSERT_RESULT = _insert_or_nothing(schema.timepoint_result, schema.timepoint_result.c.id)
 _UPDATE_RESULT = sa.update(schema.timepoint_result).where(
     schema.timepoint_result.c.id == sa.bindparam("row_id")
 )
@@ -178,7 +195,9 @@ _LOCK_RESOURCES = (
     .order_by(schema.fhir_resource.c.id)
     .with_for_update()
 )
-_INSERT_RESOURCE = sa.insert(schema.fhir_resource)
+_INSERT_RESOURCE = _insert_or_nothing(
+    schema.fhir_resource, schema.fhir_resource.c.resource_type, schema.fhir_resource.c.resource_id
+)
 _UPDATE_RESOURCE = sa.update(schema.fhir_resource).where(
     schema.fhir_resource.c.id == sa.bindparam("row_id")
 )
@@ -369,11 +388,14 @@ class Store:
     A store serves one unit of work (a transaction, or a savepoint of one: writer.py)
     and is dropped with it. It remembers the ids of the patients it found or inserted,
     which hold meanwhile: patients are never deleted, and a savepoint of its own that
-    rolls back forgets the ids learnt inside it.
+    rolls back (one around each report it adds: all of it or none) forgets the ids
+    learnt inside it. An insert that a concurrent transaction's row refuses is skipped
+    (ON CONFLICT DO NOTHING), not an error, so single statements need no savepoint.
     """
 
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
+        self._dialect = connection.dialect.name
         self._patient_ids: dict[tuple[str, PatientIdentity], int] = {}
 
     def ping(self) -> None:
@@ -410,14 +432,14 @@ class Store:
                 raise IdentityConflict(  # (reliability.md section 4, "identity conflict")
                     f"study {report.study_uid} is already stored under another patient"
                 )
-            try:
-                with self._savepoint():
-                    self._insert_report(report, digest, tenant, dicom_context)
+            with self._savepoint():  # the whole report, or none of it
+                inserted = self._insert_report(report, digest, tenant, dicom_context)
+            if inserted:
                 return True
-            except IntegrityError:
-                stored_digest = self._document_digest(report.source.uid, tenant)
-                if stored_digest is None:
-                    raise
+            # A concurrent transaction stored the document first, and has committed.
+            stored_digest = self._document_digest(report.source.uid, tenant)
+            if stored_digest is None:
+                raise Unavailable(f"document {report.source.uid} is being stored; try again")
         if stored_digest != digest:
             raise Conflict(f"document {report.source.uid} was already stored with other content")
         return False
@@ -589,13 +611,14 @@ class Store:
         current = self._locked_resources(keys, tenant)
         missing = [(record, version) for record, version in records if _key(record) not in current]
         inserted = self._insert_resources(missing, tenant)
-        if inserted is None:  # a concurrent transaction inserted one of them first
-            return [self._put_one(record, version, tenant) for record, version in records]
         stored: list[StoredResource] = []
         updates: list[dict[str, Any]] = []
         for record, version in records:
             found = inserted.get(_key(record))
-            if found is None:
+            if found is None and _key(record) not in current:
+                # A concurrent transaction inserted it first.
+                found = self._put_one(record, version, tenant)
+            elif found is None:
                 found, update = _updated(current[_key(record)], record, version)
                 if update is not None:
                     updates.append(update)
@@ -611,7 +634,7 @@ class Store:
         current = self._locked_resources(key, tenant)
         if not current:
             inserted = self._insert_resources([(record, version)], tenant)
-            if inserted is not None:
+            if key[0] in inserted:
                 return inserted[key[0]]
             current = self._locked_resources(key, tenant)
             assert current  # the insert lost a race to this row
@@ -685,9 +708,9 @@ class Store:
 
     def _insert_resources(
         self, records: Sequence[tuple[FhirRecord, int | None]], tenant: str
-    ) -> dict[tuple[str, str], StoredResource] | None:
-        """Insert *records* at their wanted version (else 1); None, inserting none of
-        them, if a concurrent transaction inserted one of them first."""
+    ) -> dict[tuple[str, str], StoredResource]:
+        """Insert *records* at their wanted version (else 1); returns those inserted: a
+        record a concurrent transaction inserted first is skipped."""
         if not records:
             return {}
         stored: dict[tuple[str, str], StoredResource] = {}
@@ -712,12 +735,8 @@ class Store:
                     "body": record.body,
                 }
             )
-        try:
-            with self._savepoint():
-                self._connection.execute(_INSERT_RESOURCE, rows)
-        except IntegrityError:
-            return None
-        return stored
+        found = self._connection.execute(_INSERT_RESOURCE[self._dialect], rows).all()
+        return {key: stored[key] for key in map(tuple, found)}
 
     def dicom_context(
         self, patient: PatientIdentity, day: date, tenant: str = DEFAULT_TENANT
@@ -761,17 +780,16 @@ class Store:
         found = self._patient_id(patient, tenant, lock=lock)
         if found is not None:
             return found
-        try:
-            with self._atomic_statement():
-                row = _identity(patient, tenant)
-                inserted: int = self._connection.execute(_INSERT_PATIENT, row).scalar_one()
-        except IntegrityError:
+        row = _identity(patient, tenant)
+        inserted = self._connection.execute(_INSERT_PATIENT[self._dialect], row)
+        found = inserted.scalar_one_or_none()
+        if found is None:  # a concurrent transaction inserted the patient first
             found = self._patient_id(patient, tenant, lock=lock)
             if found is None:
-                raise
+                raise Unavailable("the patient is being stored; try again")
             return found
-        self._patient_ids[tenant, patient] = inserted
-        return inserted
+        self._patient_ids[tenant, patient] = found
+        return int(found)
 
     @contextmanager
     def _savepoint(self) -> Iterator[None]:
@@ -784,34 +802,26 @@ class Store:
             self._patient_ids = known
             raise
 
-    @contextmanager
-    def _atomic_statement(self) -> Iterator[None]:
-        """Around one statement that a constraint may refuse. PostgreSQL aborts the whole
-        transaction on an error, so the statement runs in a savepoint; SQLite undoes the
-        refused statement alone (its default ON CONFLICT ABORT), which spares the
-        SAVEPOINT and RELEASE round trips."""
-        if self._connection.dialect.name == "sqlite":
-            yield
-        else:
-            with self._savepoint():
-                yield
-
     def _insert_report(
         self,
         report: TimepointReport,
         digest: str,
         tenant: str,
         dicom_context: dict[str, Any] | None,
-    ) -> None:
+    ) -> bool:
+        """Insert the document and its lesions; False, inserting nothing, when a
+        document of its uid is stored (a concurrent transaction inserted it first)."""
         patient_id = self._ensure_patient(report.patient, tenant)
-        insert_document = sa.insert(schema.document).returning(schema.document.c.id)
         document_row = _document_row(report, digest, tenant, patient_id)
         document_row["lesions"] = _encode_lesions(report.lesions)
         if dicom_context is not None:  # else SQL NULL: JSON would store None as 'null'
             document_row["dicom_context"] = dicom_context
-        document_id = self._connection.execute(insert_document, document_row).scalar_one()
+        found = self._connection.execute(_INSERT_DOCUMENT[self._dialect], document_row)
+        document_id: int | None = found.scalar_one_or_none()
+        if document_id is None:
+            return False
         if not report.lesions:
-            return
+            return True
         lesion_rows = [
             _lesion_row(document_id, position, observation)
             for position, observation in enumerate(report.lesions)
@@ -827,6 +837,7 @@ class Store:
         ]
         if measurement_rows:
             self._connection.execute(sa.insert(schema.measurement), measurement_rows)
+        return True
 
     def _locked_result(self, patient_id: int, day: date) -> AnyRow | None:
         slot = {"patient_id": patient_id, "day": day}
@@ -845,12 +856,8 @@ class Store:
             "issued": stored.issued,
             "body": body,
         }
-        try:
-            with self._atomic_statement():
-                self._connection.execute(_INSERT_RESULT, row)
-        except IntegrityError:
-            return None
-        return stored
+        found = self._connection.execute(_INSERT_RESULT[self._dialect], row)
+        return None if found.scalar_one_or_none() is None else stored
 
 
 def _now() -> datetime:

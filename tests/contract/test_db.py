@@ -453,6 +453,34 @@ def test_concurrent_batches_of_the_same_new_resources_store_each_once(db: Engine
     assert [(r.resource_id, r.version) for r in stored] == [(f"c{n}", 1) for n in range(5)]
 
 
+def test_concurrent_batches_overlapping_in_part_store_each_resource_once(db: Engine) -> None:
+    """Rows another transaction inserted first are skipped by the batch insert and
+    stored as by put_resource; the batch's other rows are its own inserts."""
+    shared = [(_record(f"s{n}", b'{"n":1}'), None) for n in range(3)]
+    barrier = threading.Barrier(6)
+
+    def put_when_released(k: int) -> list[tuple[str, int, bool]]:
+        barrier.wait()
+        with open_store(db) as store:
+            stored = store.put_resources([*shared, (_record(f"own{k}", b"{}"), None)])
+            return [(r.resource_id, r.version, r.changed) for r in stored]
+
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(put_when_released, range(6)))
+    for k, result in enumerate(results):
+        assert [(rid, version) for rid, version, _ in result] == [
+            ("s0", 1),
+            ("s1", 1),
+            ("s2", 1),
+            (f"own{k}", 1),
+        ]
+        assert result[-1][2]  # its own row: inserted by this batch
+    # Each shared row was inserted (changed) by exactly one of the batches.
+    assert [sum(result[n][2] for result in results) for n in range(3)] == [1, 1, 1]
+    with open_store(db) as store:
+        assert len(store.search_resources("Observation")) == 3 + 6
+
+
 CONTEXT: dict[str, Any] = {
     "attributes": {"PatientID": "P-001", "PatientName": "Doe^Jane", "StudyDate": "20240115"},
     "evidence": [{"study": "1.2.3", "series": "1.2.3.4", "sop": "1.2.3.4.5", "sop_class": "1.2"}],
