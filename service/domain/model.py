@@ -263,7 +263,7 @@ class LesionObservation:
         object.__setattr__(self, "short_axis_mm", self.value(MeasurementKind.SHORT_AXIS))
 
     def values(self, kind: MeasurementKind) -> tuple[Decimal, ...]:
-        return tuple(m.value for m in self.measurements if m.kind is kind)
+        return tuple(_of_kind(self.measurements, kind))
 
     def value(self, kind: MeasurementKind) -> Decimal | None:
         """The measured value of *kind*; fragments of a SPLIT lesion are summed.
@@ -271,12 +271,19 @@ class LesionObservation:
         RECIST 1.1 (criteria.md 3.2): a split lesion contributes the sum of the
         longest diameters of its fragments.
         """
-        found = self.values(kind)
-        if not found:
-            return None
+        found = _of_kind(self.measurements, kind)
+        if len(found) < 2:
+            return found[0] if found else None
         if self.state is LesionState.SPLIT:
             return sum(found, Decimal(0))
         return max(found)
+
+
+def _of_kind(measurements: tuple[Measurement, ...], kind: MeasurementKind) -> list[Decimal]:
+    """The values of *kind*, in order. A list: :meth:`LesionObservation.value` runs two
+    or three times for every observation made or decoded (issue 7, history growth),
+    where a generator and a tuple cost more than the rest of it."""
+    return [m.value for m in measurements if m.kind is kind]
 
 
 @dataclass(frozen=True, slots=True)
