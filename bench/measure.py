@@ -104,9 +104,13 @@ def half_saturation(
 ) -> Figures:
     """``protocol.runs`` runs offered about half of *saturated_rps*, medians of the runs
     as for every target (one run's p99 is its third-worst request of ~300): each
-    connection waits ``connections / rate`` between its requests (wrk's ``delay()``;
-    Debian has no wrk2). Below 8 req/s fewer connections are used, so each still sends
-    several."""
+    connection waits ``connections / rate`` on average between an answer and its next
+    request (wrk's ``delay()``; Debian has no wrk2), an exponential time, so that the
+    requests arrive as a Poisson stream of that rate. A fixed wait synchronised the
+    connections: those answered by one group commit came back together, and the
+    "half" load arrived in bursts of several (same server, runs alternating: p99 104-130
+    ms with a fixed wait, 58-63 with exponential ones; p50 20-31 and 19-23). Below 8
+    req/s fewer connections are used, so each still sends several."""
     rate = saturated_rps / 2
     connections = max(1, min(protocol.connections, int(rate)))
     delay_ms = 1e3 * connections / rate if rate > 0 else 0.0

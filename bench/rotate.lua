@@ -1,6 +1,9 @@
 -- wrk script: POST one body after another from a list of files (bench/wrk.py).
--- Arguments after "--": listing, content type, first body index, delay in ms
--- between two requests of one connection (0 = closed loop), accept header.
+-- Arguments after "--": listing, content type, first body index, mean delay in ms
+-- between an answer and the connection's next request (0 = closed loop), accept
+-- header. The delays are exponential (random waits, so that the connections' requests
+-- arrive as a Poisson stream): a fixed delay sends back together the connections whose
+-- answers left together, and the offered load comes in bursts (bench/measure.py).
 local bodies = {}
 local cursor = 0
 local delay_ms = 0
@@ -14,6 +17,7 @@ function init(args)
   end
   headers["Content-Type"] = args[2]
   cursor = tonumber(args[3])
+  math.randomseed(os.time() + cursor)
   delay_ms = tonumber(args[4])
   headers["Accept"] = args[5]
 end
@@ -25,5 +29,8 @@ function request()
 end
 
 function delay()
-  return delay_ms
+  if delay_ms == 0 then
+    return 0
+  end
+  return -math.log(1 - math.random()) * delay_ms
 end

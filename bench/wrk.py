@@ -81,7 +81,8 @@ def run(
     first_body: int = 0,
     delay_ms: float = 0.0,
 ) -> WrkResult:
-    """One bounded wrk run (one thread, ``connections`` connections)."""
+    """One bounded wrk run (one thread, ``connections`` connections); with *delay_ms*,
+    each connection waits an exponential time of that mean after each answer."""
     command = [
         "wrk",
         "-t1",

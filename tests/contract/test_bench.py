@@ -3,7 +3,13 @@ reading of wrk's report, process figures and verdicts. CI never runs the benchma
 
 from __future__ import annotations
 
+import itertools
 import os
+import shutil
+import statistics
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import BytesIO
 from pathlib import Path
 
@@ -170,3 +176,47 @@ def test_an_unreachable_postgresql_is_reported_not_measured():
     assert "unreachable" in found["skipped"]
     ratio = Ratio("PostgreSQL: database share", found.get("share"), "<=", 0.25)
     assert ratio.verdict == "NOT MEASURED"
+
+
+class _Arrivals(BaseHTTPRequestHandler):
+    """Answers every POST with an empty JSON object, noting when it arrived."""
+
+    protocol_version = "HTTP/1.1"  # keep-alive, as wrk expects
+    seen: list[float] = []
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.seen.append(time.monotonic())
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
+def test_wrk_waits_exponential_times_of_the_mean_delay(tmp_path):
+    """One connection waiting 50 ms on average after each answer sends ~40 requests in
+    2 s, at intervals as dispersed as a Poisson stream's (coefficient of variation ~1;
+    a fixed wait gives ~0)."""
+    written = bodies.write_bodies(tmp_path / "b", bodies.distinct_srs(3, 1, prefix="WRK"), "dcm")
+    _Arrivals.seen = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Arrivals)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        result = wrk.run(
+            wrk.Load(url, written.listing, "application/dicom"),
+            seconds=2,
+            connections=1,
+            delay_ms=50,
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.non_2xx == result.socket_errors == 0
+    assert 15 <= result.requests <= 70
+    gaps = [later - earlier for earlier, later in itertools.pairwise(_Arrivals.seen)]
+    assert statistics.stdev(gaps) / statistics.mean(gaps) > 0.5
