@@ -197,7 +197,11 @@ _LOCK_RESOURCES = (
 )
 _INSERT_RESOURCE = _insert_or_nothing(
     schema.fhir_resource, schema.fhir_resource.c.resource_type, schema.fhir_resource.c.resource_id
-)
+)["postgresql"]
+# SQLite: one writer at a time (BEGIN IMMEDIATE), so no other transaction can insert a
+# row between _locked_resources and this. A plain executemany streams the rows; the
+# RETURNING form renders them all into one statement (+1.2 MB peak for a 200-lesion SR).
+_INSERT_RESOURCE_ROWS = sa.insert(schema.fhir_resource)
 _UPDATE_RESOURCE = sa.update(schema.fhir_resource).where(
     schema.fhir_resource.c.id == sa.bindparam("row_id")
 )
@@ -735,7 +739,10 @@ class Store:
                     "body": record.body,
                 }
             )
-        found = self._connection.execute(_INSERT_RESOURCE[self._dialect], rows).all()
+        if self._dialect == "sqlite":
+            self._connection.execute(_INSERT_RESOURCE_ROWS, rows)
+            return stored
+        found = self._connection.execute(_INSERT_RESOURCE, rows).all()
         return {key: stored[key] for key in map(tuple, found)}
 
     def dicom_context(
