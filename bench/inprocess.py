@@ -121,6 +121,27 @@ def cost(run: Callable[[bytes], object], data: Sequence[bytes]) -> Cost:
     return Cost(1e3 * (time.process_time() - cpu) / n, 1e3 * (time.perf_counter() - wall) / n, n)
 
 
+def interleaved(
+    first: Callable[[bytes], object],
+    first_data: Sequence[bytes],
+    second: Callable[[bytes], object],
+    second_data: Sequence[bytes],
+) -> tuple[list[Cost], list[Cost]]:
+    """Each request's cost, of *first* over *first_data* and of *second* over
+    *second_data* (as many bodies each), their requests taken in turn, so that a change
+    in the shared machine's load weighs on both alike."""
+    costs: tuple[list[Cost], list[Cost]] = ([], [])
+    for pair in zip(first_data, second_data, strict=True):
+        for found, run, body in zip(costs, (first, second), pair, strict=True):
+            found.append(cost(run, [body]))
+    return costs
+
+
+def summary(costs: Sequence[Cost], center: Callable[[list[float]], float]) -> Cost:
+    """One :class:`Cost` of single-request *costs*: their *center* (mean, median)."""
+    return Cost(center([c.cpu_ms for c in costs]), center([c.wall_ms for c in costs]), len(costs))
+
+
 def database_share(ingest: Ingest, measured: Cost) -> dict[str, Any]:
     """The database's share of the wall time of the requests *measured* on *ingest*
     (its ``db_seconds`` counted from zero over just those requests)."""

@@ -220,3 +220,21 @@ def test_wrk_waits_exponential_times_of_the_mean_delay(tmp_path):
     assert 15 <= result.requests <= 70
     gaps = [later - earlier for earlier, later in itertools.pairwise(_Arrivals.seen)]
     assert statistics.stdev(gaps) / statistics.mean(gaps) > 0.5
+
+
+def test_interleaved_takes_the_two_runs_in_turn():
+    calls: list[tuple[str, bytes]] = []
+    first, second = inprocess.interleaved(
+        lambda body: calls.append(("a", body)),
+        [b"1", b"2"],
+        lambda body: calls.append(("b", body)),
+        [b"3", b"4"],
+    )
+    assert calls == [("a", b"1"), ("b", b"3"), ("a", b"2"), ("b", b"4")]
+    assert [c.n for c in first + second] == [1, 1, 1, 1]
+
+
+def test_summary_centres_single_request_costs():
+    costs = [inprocess.Cost(1.0, 2.0, 1), inprocess.Cost(3.0, 4.0, 1), inprocess.Cost(98, 99, 1)]
+    assert inprocess.summary(costs, statistics.median) == inprocess.Cost(3.0, 4.0, 3)
+    assert inprocess.summary(costs, statistics.fmean) == inprocess.Cost(34.0, 35.0, 3)
