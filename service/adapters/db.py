@@ -195,12 +195,15 @@ _LOCK_RESOURCES = (
     .order_by(schema.fhir_resource.c.id)
     .with_for_update()
 )
-_INSERT_RESOURCE = _insert_or_nothing(
-    schema.fhir_resource, schema.fhir_resource.c.resource_type, schema.fhir_resource.c.resource_id
-)["postgresql"]
-# SQLite: one writer at a time (BEGIN IMMEDIATE), so no other transaction can insert a
-# row between _locked_resources and this. A plain executemany streams the rows; the
-# RETURNING form renders them all into one statement (+1.2 MB peak for a 200-lesion SR).
+# PostgreSQL as _insert_or_nothing says. SQLite: one writer at a time (BEGIN IMMEDIATE),
+# so no other transaction can insert a row between _locked_resources and the insert; a
+# plain executemany streams the rows, where the RETURNING form renders them all into one
+# statement (+1.2 MB peak for a 200-lesion SR).
+_INSERT_RESOURCE = (
+    postgresql.insert(schema.fhir_resource)
+    .on_conflict_do_nothing()
+    .returning(schema.fhir_resource.c.resource_type, schema.fhir_resource.c.resource_id)
+)
 _INSERT_RESOURCE_ROWS = sa.insert(schema.fhir_resource)
 _UPDATE_RESOURCE = sa.update(schema.fhir_resource).where(
     schema.fhir_resource.c.id == sa.bindparam("row_id")
