@@ -19,7 +19,7 @@ from service.adapters.bounded_cache import BoundedCache
 from service.adapters.db import FhirRecord, Store
 from service.domain.advisor import Recommendation, merge_settings, recommend
 from service.domain.commentary import commentary
-from service.domain.criteria import CRITERIA, recist11
+from service.domain.criteria import CRITERIA, mrecist, recist11
 from service.domain.errors import NotFound, UnsupportedInput
 from service.domain.history import build_history
 from service.domain.model import (
@@ -296,23 +296,29 @@ def _evaluate(
     return history, advice, assessments
 
 
-# The RECIST 1.1 fold of each patient's last assessment in this process: the next one
-# evaluates only the timepoints whose inputs changed, the new one when a timepoint is
-# appended (issue 7, history growth; recist11.Fold). Patients of two tenants may share
-# a slot: a fold holds only for the very observation objects it was evaluated from. A
-# fold keeps those observations alive, so the folds kept hold at most as many
-# timepoints as the decoded reports db keeps.
-_RECIST_FOLDS: BoundedCache[recist11.Fold] = BoundedCache(
-    512, weight=lambda fold: len(fold.steps) + 1
-)
+# The fold of each patient's last assessment by each size-based criterion in this
+# process: the next one evaluates only the timepoints whose inputs changed, the new one
+# when a timepoint is appended (issue 7, history growth; recist11.Fold). Patients of two
+# tenants may share a slot: a fold holds only for the very observation objects it was
+# evaluated from. A fold keeps those observations alive, so the folds kept hold at most
+# as many timepoints as the decoded reports db keeps.
+_FOLDS: BoundedCache[recist11.Fold] = BoundedCache(512, weight=lambda fold: len(fold.steps) + 1)
+
+# The criteria assessed by recist11.fold_by_size, with their size rules under the
+# parameters given.
+_SIZE_RULES: dict[str, Callable[[AssessmentParameters], recist11.SizeRules]] = {
+    recist11.CRITERION: lambda _params: recist11.RULES,
+    mrecist.CRITERION: mrecist.rules,
+}
 
 
 def _assessment(criterion: str, history: History, params: AssessmentParameters) -> Assessment:
-    if criterion != recist11.CRITERION:
+    size_rules = _SIZE_RULES.get(criterion)
+    if size_rules is None:
         return CRITERIA[criterion](history, params)
-    earlier = _RECIST_FOLDS.get(history.patient)
-    assessment, fold = recist11.fold_by_size(history, params, recist11.RULES, earlier)
-    _RECIST_FOLDS.put(history.patient, fold)
+    key = (history.patient, criterion)
+    assessment, fold = recist11.fold_by_size(history, params, size_rules(params), _FOLDS.get(key))
+    _FOLDS.put(key, fold)
     return assessment
 
 

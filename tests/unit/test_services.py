@@ -6,7 +6,9 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any, cast
 
+from service import services
 from service.adapters.db import FhirRecord, Store, StoredResult
+from service.domain.criteria import mrecist, recist11
 from service.domain.model import (
     DEFAULT_PATIENT_SYSTEM,
     AssessmentParameters,
@@ -14,7 +16,7 @@ from service.domain.model import (
     TimepointReport,
 )
 from service.services import Change, Inbound, Tally, assess_reports, fresh_attempt
-from tests.builders import tp
+from tests.builders import history, lesion, report, tp
 
 PATIENT = PatientIdentity(DEFAULT_PATIENT_SYSTEM, "P-1")
 
@@ -88,3 +90,41 @@ def test_the_patient_resource_is_indexed_once_in_the_batch_of_the_first_timepoin
         [("DiagnosticReport", 1), ("Observation", None)]
     ]
     assert [kind for batch in store.batches for kind, _ in batch].count("Patient") == 1
+
+
+def _viable_reports() -> list[TimepointReport]:
+    """An HCC target whose viable part shrinks, then grows back, over six timepoints."""
+    viable = [30, 24, 20, 18, 19, 25]
+    return [
+        report(f"2024-{2 * n + 1:02d}-01", lesion("T1", 40, viable=value), lesion("T2", 30))
+        for n, value in enumerate(viable)
+    ]
+
+
+def test_mrecist_is_resumed_from_its_fold_with_the_assessment_from_scratch() -> None:
+    reports = _viable_reports()
+    for params in (AssessmentParameters(), AssessmentParameters(mrecist_pd_5mm=True)):
+        earlier: recist11.Fold | None = None
+        for end in range(1, len(reports) + 1):
+            found = history(*reports[:end])
+            assert services._assessment(mrecist.CRITERION, found, params) == mrecist.assess(
+                found, params
+            )
+            fold = services._FOLDS.get((found.patient, mrecist.CRITERION))
+            assert fold is not None and fold.rules is mrecist.rules(params)
+            if earlier is not None and earlier.params == params:
+                # Appending a timepoint evaluates that timepoint alone.
+                assert all(a is b for a, b in zip(fold.steps, earlier.steps, strict=False))
+                assert len(fold.steps) == len(earlier.steps) + 1
+            earlier = fold
+
+
+def test_each_size_criterion_keeps_its_own_fold_of_a_patient() -> None:
+    found = history(*_viable_reports())
+    params = AssessmentParameters()
+    for criterion in (recist11.CRITERION, mrecist.CRITERION):
+        services._assessment(criterion, found, params)
+    recist_fold = services._FOLDS.get((found.patient, recist11.CRITERION))
+    mrecist_fold = services._FOLDS.get((found.patient, mrecist.CRITERION))
+    assert recist_fold is not None and recist_fold.rules is recist11.RULES
+    assert mrecist_fold is not None and mrecist_fold.rules is mrecist.rules(params)

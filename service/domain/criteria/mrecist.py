@@ -35,13 +35,25 @@ def viable_size(lesion: TrackedLesion, observation: LesionObservation | None) ->
     return observation.value(MeasurementKind.VIABLE_LONG_AXIS)
 
 
-def assess(history: History, params: AssessmentParameters) -> Assessment:
-    """Apply mRECIST to every timepoint of *history*."""
-    rules = recist11.SizeRules(
+# The published table has no absolute PD clause; ``mrecist_pd_5mm`` adds RECIST's.
+_RULES, _RULES_5MM = (
+    recist11.SizeRules(
         criterion=CRITERION,
         name="mRECIST",
         size=viable_size,
-        pd_min_absolute_mm=recist11.PD_MIN_ABSOLUTE_MM if params.mrecist_pd_5mm else Decimal(0),
+        pd_min_absolute_mm=pd_min_absolute_mm,
         sum_name="sum of viable diameters",
     )
-    return recist11.assess_by_size(history, params, rules)
+    for pd_min_absolute_mm in (Decimal(0), recist11.PD_MIN_ABSOLUTE_MM)
+)
+
+
+def rules(params: AssessmentParameters) -> recist11.SizeRules:
+    """mRECIST's size rules under *params*: one object per setting, so that a fold
+    (recist11.Fold) evaluated under them is taken again."""
+    return _RULES_5MM if params.mrecist_pd_5mm else _RULES
+
+
+def assess(history: History, params: AssessmentParameters) -> Assessment:
+    """Apply mRECIST to every timepoint of *history*."""
+    return recist11.assess_by_size(history, params, rules(params))
