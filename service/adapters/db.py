@@ -791,15 +791,16 @@ class Store:
         if found is not None:
             return found
         row = _identity(patient, tenant)
-        inserted = self._connection.execute(_INSERT_PATIENT[self._dialect], row)
-        found = inserted.scalar_one_or_none()
-        if found is None:  # a concurrent transaction inserted the patient first
+        inserted: int | None = self._connection.execute(
+            _INSERT_PATIENT[self._dialect], row
+        ).scalar_one_or_none()
+        if inserted is None:  # a concurrent transaction inserted the patient first
             found = self._patient_id(patient, tenant, lock=lock)
             if found is None:
                 raise Unavailable("the patient is being stored; try again")
             return found
-        self._patient_ids[tenant, patient] = found
-        return int(found)
+        self._patient_ids[tenant, patient] = inserted
+        return inserted
 
     @contextmanager
     def _savepoint(self) -> Iterator[None]:

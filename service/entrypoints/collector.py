@@ -6,9 +6,9 @@ it stays out of the collector's full passes, which walked its ~480,000 objects i
 ~0.2 s each, a pause on whatever request was running. A request allocates thousands
 of short-lived containers that reference counting frees: with CPython's default
 young-generation threshold (700) an SR request paid ~0.55 ms of collections (~5 % of
-its CPU) and every ~600th request a full pass of ~0.2 s over the caches; at
-:data:`YOUNG_THRESHOLD` it pays ~0.05 ms, in young passes of ~6 ms, and the full
-passes come ~30 x more rarely.
+its CPU, 600 requests in process) and about every 600th a full pass, tens of ms over
+the bounded caches; at :data:`YOUNG_THRESHOLD` it pays ~0.05 ms, in young passes of
+~6 ms, and the full passes come ~30 x more rarely.
 """
 
 from __future__ import annotations
