@@ -21,10 +21,13 @@ from decimal import Decimal
 from service.domain.advisor import merge_settings
 from service.domain.errors import NotEvaluable
 from service.domain.model import (
+    ClinicalSetting,
+    Code,
     History,
     LesionIdentity,
     LesionObservation,
     LesionRole,
+    PatientIdentity,
     Timepoint,
     TimepointReport,
     TrackedLesion,
@@ -68,40 +71,154 @@ def minimum_measurable_mm(slice_thickness_mm: Decimal | None) -> Decimal:
     return max(MIN_MEASURABLE_MM, 2 * thickness)
 
 
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """What a patient's history keeps of its reports up to *last*: enough to resume it
+    with later reports (:func:`resume_history`) without reading the earlier ones again
+    (issue 7, history growth; performance.md 6.4). The baseline timepoint, the lesion
+    linker's state, each lesion's first declared role and the traits of its first
+    observation, the warnings of merged observations, the merged clinical setting."""
+
+    baseline: Timepoint
+    last: date
+    by_uid: dict[str, str]
+    by_label: dict[str, str]
+    identity: dict[str, LesionIdentity]
+    first_seen: dict[str, date]
+    declared: dict[str, LesionRole]
+    traits: dict[str, LesionTraits]
+    warnings: tuple[str, ...]
+    setting: ClinicalSetting | None
+
+
+@dataclass(frozen=True, slots=True)
+class LesionTraits:
+    """What a tracked lesion takes from its first observation."""
+
+    is_nodal: bool
+    site: Code | None
+
+
 def build_history(reports: Iterable[TimepointReport]) -> History:
     """Join a patient's reports into timepoints of tracked lesions.
 
     Reports are taken in date order, then in the order given (the order they
     were stored), so the result does not depend on delivery order between dates.
     """
+    return settled_history(reports)[0]
+
+
+def settled_history(reports: Iterable[TimepointReport]) -> tuple[History, Settled]:
+    """:func:`build_history`, with what resuming it later needs."""
     ordered = sorted(reports, key=lambda report: report.date)
     if not ordered:
         raise NotEvaluable("the patient has no stored measurements")
-    patient = ordered[0].patient
-    linker = _LesionLinker()
-    by_date: dict[date, dict[str, LesionObservation]] = defaultdict(dict)
-    preliminary: dict[date, bool] = defaultdict(bool)
-    warnings: list[str] = []
+    builder = _Builder(_LesionLinker(), {}, {}, [], [])
     for report in ordered:
-        preliminary[report.date] |= report.source.preliminary
-        day = by_date[report.date]
+        builder.add(report)
+    return builder.finish(ordered[0].patient, ordered[0].date)
+
+
+def resume_history(
+    settled: Settled, reports: Iterable[TimepointReport]
+) -> tuple[History, Settled] | None:
+    """The history of the reports *settled* was made from and *reports*, all dated after
+    its last timepoint (None otherwise, or when there are none). Its timepoints are the
+    baseline and those of *reports*; the rest (lesions, roles, warnings, setting) is what
+    :func:`settled_history` of all the reports gives."""
+    ordered = sorted(reports, key=lambda report: report.date)
+    if not ordered or ordered[0].date <= settled.last:
+        return None
+    builder = _Builder(
+        _LesionLinker(
+            dict(settled.by_uid),
+            dict(settled.by_label),
+            dict(settled.identity),
+            dict(settled.first_seen),
+        ),
+        dict(settled.declared),
+        dict(settled.traits),
+        list(settled.warnings),
+        [settled.setting],
+    )
+    baseline = settled.baseline
+    builder.by_date[baseline.date] = dict(baseline.observations)
+    builder.preliminary[baseline.date] = baseline.preliminary
+    for report in ordered:
+        builder.add(report)
+    return builder.finish(ordered[0].patient, baseline.date, baseline)
+
+
+@dataclass
+class _Builder:
+    """The reports of one patient taken in date order; then the history they make."""
+
+    linker: _LesionLinker
+    declared: dict[str, LesionRole]
+    traits: dict[str, LesionTraits]
+    warnings: list[str]  # of merged observations, in report order
+    settings: list[ClinicalSetting | None]
+    by_date: defaultdict[date, dict[str, LesionObservation]] = field(
+        default_factory=lambda: defaultdict(dict)
+    )
+    preliminary: defaultdict[date, bool] = field(default_factory=lambda: defaultdict(bool))
+
+    def add(self, report: TimepointReport) -> None:
+        self.preliminary[report.date] |= report.source.preliminary
+        self.settings.append(report.setting)
+        day = self.by_date[report.date]
         for observation in report.lesions:
-            key = linker.link(observation.identity, report.date)
+            key = self.linker.link(observation.identity, report.date)
             earlier = day.get(key)
-            day[key] = observation if earlier is None else _merge(earlier, observation, warnings)
-    baseline = ordered[0].date
-    lesions = _assign_roles(linker, by_date, baseline, warnings)
-    timepoints = tuple(
-        Timepoint(date=day, observations=by_date[day], preliminary=preliminary[day])
-        for day in sorted(by_date)
-    )
-    return History(
-        patient=patient,
-        lesions=lesions,
-        timepoints=timepoints,
-        warnings=tuple(warnings),
-        setting=merge_settings(report.setting for report in ordered),
-    )
+            day[key] = (
+                observation if earlier is None else _merge(earlier, observation, self.warnings)
+            )
+
+    def finish(
+        self, patient: PatientIdentity, baseline: date, kept: Timepoint | None = None
+    ) -> tuple[History, Settled]:
+        """The history, with what resuming it needs; *kept* is the baseline timepoint
+        of a resumed history (no report added is of its date: it is kept as it is)."""
+        for day in sorted(self.by_date):
+            for key, observation in self.by_date[day].items():
+                self.traits.setdefault(key, LesionTraits(observation.is_nodal, observation.site))
+                role = observation.role or role_from_label(observation.identity.tracking_id)
+                if role is not None:
+                    self.declared.setdefault(key, role)
+        role_warnings: list[str] = []
+        lesions = _assign_roles(
+            self.linker, self.declared, self.traits, self.by_date[baseline], baseline, role_warnings
+        )
+        timepoints = tuple(
+            kept
+            if kept is not None and day == baseline
+            else Timepoint(
+                date=day, observations=self.by_date[day], preliminary=self.preliminary[day]
+            )
+            for day in sorted(self.by_date)
+        )
+        setting = merge_settings(self.settings)
+        history = History(
+            patient=patient,
+            lesions=lesions,
+            timepoints=timepoints,
+            warnings=(*self.warnings, *role_warnings),
+            setting=setting,
+        )
+        linker = self.linker
+        settled = Settled(
+            baseline=timepoints[0],
+            last=timepoints[-1].date,
+            by_uid=linker.by_uid,
+            by_label=linker.by_label,
+            identity=linker.identity,
+            first_seen=linker.first_seen,
+            declared=self.declared,
+            traits=self.traits,
+            warnings=tuple(self.warnings),
+            setting=setting,
+        )
+        return history, settled
 
 
 def _merge(
@@ -162,18 +279,12 @@ class _LesionLinker:
 
 def _assign_roles(
     linker: _LesionLinker,
-    by_date: dict[date, dict[str, LesionObservation]],
+    declared: dict[str, LesionRole],
+    traits: dict[str, LesionTraits],
+    at_baseline: dict[str, LesionObservation],
     baseline: date,
     warnings: list[str],
 ) -> dict[str, TrackedLesion]:
-    declared: dict[str, LesionRole] = {}
-    first: dict[str, LesionObservation] = {}
-    for day in sorted(by_date):
-        for key, observation in by_date[day].items():
-            first.setdefault(key, observation)
-            role = observation.role or role_from_label(observation.identity.tracking_id)
-            if role is not None:
-                declared.setdefault(key, role)
     roles: dict[str, LesionRole] = {}
     for key, day in linker.first_seen.items():
         role = declared.get(key)
@@ -193,9 +304,9 @@ def _assign_roles(
             role = LesionRole.NON_TARGET
         if role is not None:
             roles[key] = role
-    unassigned = [key for key in by_date[baseline] if key not in roles]
+    unassigned = [key for key in at_baseline if key not in roles]
     if unassigned:
-        if any(key in declared for key in by_date[baseline]):
+        if any(key in declared for key in at_baseline):
             for key in unassigned:
                 roles[key] = LesionRole.NON_TARGET
             warnings.append(
@@ -203,14 +314,14 @@ def _assign_roles(
                 + ", ".join(str(linker.identity[key]) for key in unassigned)
             )
         else:
-            roles.update(_select_targets(by_date[baseline], unassigned, linker, warnings))
+            roles.update(_select_targets(at_baseline, unassigned, linker, warnings))
     return {
         key: TrackedLesion(
             key=key,
             identity=linker.identity[key],
             role=roles[key],
-            is_nodal=first[key].is_nodal,
-            site=first[key].site,
+            is_nodal=traits[key].is_nodal,
+            site=traits[key].site,
             first_seen=linker.first_seen[key],
         )
         for key in linker.first_seen

@@ -188,8 +188,7 @@ def fold_by_size(
     of the patient) every step that still holds; returns the assessment and its fold."""
     baseline = history.timepoints[0]
     disease, warnings = classify(history, rules)
-    baseline_sizes = sizes(disease.targets, baseline, rules).values()
-    baseline_sum = total(s for s in baseline_sizes if s is not None)
+    baseline_sum = _baseline_sum(disease, baseline, rules)
     kept = earlier.steps_for(rules, params, disease, baseline_sum) if earlier else ()
     steps: list[Step] = []
     progress = Progress(nadir=baseline_sum)
@@ -198,24 +197,53 @@ def fold_by_size(
             step = kept[index]
         else:
             kept = ()
-            response, new, after = _evaluate(
-                timepoint, disease, baseline_sum, progress, params, rules
-            )
-            step = Step(
-                timepoint.date,
-                timepoint.preliminary,
-                tuple(timepoint.observations),
-                tuple(timepoint.observations.values()),
-                progress,
-                response,
-                new,
-                after,
-            )
+            step = _evaluate(timepoint, disease, baseline_sum, progress, params, rules)
         steps.append(step)
         progress = step.after
-    responses = [baseline_response(baseline, disease, baseline_sum, rules)]
-    responses.extend(step.response for step in steps)
-    news = [NewLesions(), *(step.new for step in steps)]
+    return _folded(
+        history, params, Fold(rules, params, disease, baseline_sum, tuple(steps)), warnings
+    )
+
+
+def resume_by_size(
+    history: History, params: AssessmentParameters, settled: Fold
+) -> tuple[Assessment, Fold] | None:
+    """:func:`fold_by_size` of a resumed history (``history.resume_history``: the
+    baseline, then only the timepoints after those *settled* has steps for), or None
+    when *settled* was evaluated in another context (parameters, disease, baseline sum)
+    and the whole history must be assessed again."""
+    if settled.params != params:
+        return None
+    rules = settled.rules
+    baseline = history.timepoints[0]
+    disease, warnings = classify(history, rules)
+    baseline_sum = _baseline_sum(disease, baseline, rules)
+    kept = settled.steps_for(rules, params, disease, baseline_sum)
+    if len(kept) != len(settled.steps):
+        return None
+    steps = list(kept)
+    progress = steps[-1].after if steps else Progress(nadir=baseline_sum)
+    for timepoint in history.timepoints[1:]:
+        steps.append(_evaluate(timepoint, disease, baseline_sum, progress, params, rules))
+        progress = steps[-1].after
+    return _folded(
+        history, params, Fold(rules, params, disease, baseline_sum, tuple(steps)), warnings
+    )
+
+
+def _baseline_sum(disease: Disease, baseline: Timepoint, rules: SizeRules) -> Decimal:
+    return total(s for s in sizes(disease.targets, baseline, rules).values() if s is not None)
+
+
+def _folded(
+    history: History, params: AssessmentParameters, fold: Fold, warnings: Sequence[str]
+) -> tuple[Assessment, Fold]:
+    """The assessment made of *fold*'s steps after the baseline of *history*."""
+    rules = fold.rules
+    baseline = history.timepoints[0]
+    responses = [baseline_response(baseline, fold.disease, fold.baseline_sum, rules)]
+    responses.extend(step.response for step in fold.steps)
+    news = [NewLesions(), *(step.new for step in fold.steps)]
     responses = _date_back_confirmed_equivocal(responses, news, history)
     assessment = Assessment(
         criterion=rules.criterion,
@@ -223,7 +251,7 @@ def fold_by_size(
         responses=with_best_overall(responses, params),
         warnings=history.warnings + tuple(warnings),
     )
-    return assessment, Fold(rules, params, disease, baseline_sum, tuple(steps))
+    return assessment, fold
 
 
 def with_best_overall(
@@ -341,7 +369,8 @@ def _evaluate(
     progress: Progress,
     params: AssessmentParameters,
     rules: SizeRules,
-) -> tuple[TimepointResponse, NewLesions, Progress]:
+) -> Step:
+    """The step of *timepoint* after the timepoints that led to *progress*."""
     explanation: list[str] = []
     warnings: list[str] = []
     target: Response | None = None
@@ -380,7 +409,16 @@ def _evaluate(
         explanation=tuple(explanation),
         warnings=tuple(warnings),
     )
-    return response, new, advance(progress, timepoint.date, target, overall, sums, params)
+    return Step(
+        timepoint.date,
+        timepoint.preliminary,
+        tuple(timepoint.observations),
+        tuple(timepoint.observations.values()),
+        progress,
+        response,
+        new,
+        advance(progress, timepoint.date, target, overall, sums, params),
+    )
 
 
 def _names(lesions: Sequence[TrackedLesion], keys: Sequence[str]) -> list[str]:
