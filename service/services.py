@@ -9,7 +9,7 @@ confirmed to exist (reliability.md section 3, tenant isolation).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -18,10 +18,11 @@ from service.adapters import fhir_index, fhir_writer, report_render, sr_writer
 from service.adapters.bounded_cache import BoundedCache
 from service.adapters.db import FhirRecord, Store
 from service.domain.advisor import Recommendation, merge_settings, recommend
+from service.domain.checkpoint import SIZE_RULES, Checkpoint
 from service.domain.commentary import commentary
-from service.domain.criteria import CRITERIA, mrecist, recist11
+from service.domain.criteria import CRITERIA, recist11
 from service.domain.errors import NotFound, UnsupportedInput
-from service.domain.history import build_history
+from service.domain.history import Settled, build_history, resume_history, settled_history
 from service.domain.model import (
     Assessment,
     AssessmentParameters,
@@ -126,7 +127,9 @@ def assess_reports(
         days_by_patient.setdefault(item.report.patient, set()).add(item.report.date)
     dated: list[tuple[date, list[fhir_writer.Resource]]] = []
     for patient, days in days_by_patient.items():
-        history, advice, assessments = _assess(store, patient, criteria, params, setting, tenant)
+        history, advice, assessments = _assess_ingested(
+            store, patient, days, criteria, params, setting, tenant
+        )
         # Timepoints stored before this earlier one arrived were assessed without it: the
         # result must not depend on the order of arrival (a serial replay's result).
         later = sorted({tp.date for tp in history.timepoints if tp.date > min(days)} - days)
@@ -285,15 +288,91 @@ def _assess(
     return _evaluate(build_history(store.reports(patient, tenant)), criteria, params, setting)
 
 
+def _assess_ingested(
+    store: Store,
+    patient: PatientIdentity,
+    days: Collection[date],
+    criteria: Sequence[str],
+    params: AssessmentParameters,
+    setting: ClinicalSetting | None,
+    tenant: str,
+) -> tuple[History, tuple[Recommendation, ...], list[Assessment]]:
+    """:func:`_assess` of a patient whose reports of *days* were just stored: resumed
+    from the checkpoint of the patient's last assessment when every report it was not
+    made from is dated after it, else from all the reports (issue 7, history growth).
+    The new checkpoint is stored either way.
+
+    A resumed history holds the baseline and the new timepoints only; the rest of what
+    is assessed (lesions, roles, warnings, setting, each criterion's responses) equals
+    the assessment of every report.
+    """
+    stored = store.history(patient, tenant)
+    resumed = None
+    if stored.checkpoint is not None:
+        resumed = _resume(stored.checkpoint, stored.reports, days, criteria, params, setting)
+    if resumed is None:
+        reports = stored.reports if stored.checkpoint is None else store.reports(patient, tenant)
+        history, settled = settled_history(reports)
+        advice, folded = _folded(history, criteria, params, setting)
+    else:
+        history, settled, advice, folded = resumed
+    folds = {assessment.criterion: fold for assessment, fold in folded if fold is not None}
+    store.save_checkpoint(patient, Checkpoint(settled, folds), stored.documents, tenant)
+    return history, advice, [assessment for assessment, _fold in folded]
+
+
+def _resume(
+    checkpoint: Checkpoint,
+    reports: Sequence[TimepointReport],
+    days: Collection[date],
+    criteria: Sequence[str],
+    params: AssessmentParameters,
+    setting: ClinicalSetting | None,
+) -> tuple[History, Settled, tuple[Recommendation, ...], list[Folded]] | None:
+    """The assessment of *checkpoint* resumed with *reports* (those it was not made
+    from), or None when it cannot be: a report (or one of *days*) at or before its last
+    timepoint, a criterion it has no fold of, other parameters, another disease."""
+    if not set(days) <= {report.date for report in reports}:
+        return None
+    resumed = resume_history(checkpoint.settled, reports)
+    if resumed is None:
+        return None
+    history, settled = resumed
+    advice = recommend(merge_settings([history.setting, setting]))
+    folded: list[Folded] = []
+    for criterion in choose_criteria(criteria, advice):
+        fold = checkpoint.folds.get(criterion)
+        found = None if fold is None else recist11.resume_by_size(history, params, fold)
+        if found is None:
+            return None
+        folded.append(found)
+    return history, settled, advice, folded
+
+
 def _evaluate(
     history: History,
     criteria: Sequence[str],
     params: AssessmentParameters,
     setting: ClinicalSetting | None,
 ) -> tuple[History, tuple[Recommendation, ...], list[Assessment]]:
+    advice, folded = _folded(history, criteria, params, setting)
+    return history, advice, [assessment for assessment, _fold in folded]
+
+
+# An assessment, with the fold it was made of when its criterion is size-based.
+Folded = tuple[Assessment, recist11.Fold | None]
+
+
+def _folded(
+    history: History,
+    criteria: Sequence[str],
+    params: AssessmentParameters,
+    setting: ClinicalSetting | None,
+) -> tuple[tuple[Recommendation, ...], list[Folded]]:
+    """The advice for the history's setting, each criterion's assessment of it."""
     advice = recommend(merge_settings([history.setting, setting]))
-    assessments = [_assessment(name, history, params) for name in choose_criteria(criteria, advice)]
-    return history, advice, assessments
+    chosen = choose_criteria(criteria, advice)
+    return advice, [_assessment(name, history, params) for name in chosen]
 
 
 # The fold of each patient's last assessment by each size-based criterion in this
@@ -304,22 +383,15 @@ def _evaluate(
 # as many timepoints as the decoded reports db keeps.
 _FOLDS: BoundedCache[recist11.Fold] = BoundedCache(512, weight=lambda fold: len(fold.steps) + 1)
 
-# The criteria assessed by recist11.fold_by_size, with their size rules under the
-# parameters given.
-_SIZE_RULES: dict[str, Callable[[AssessmentParameters], recist11.SizeRules]] = {
-    recist11.CRITERION: lambda _params: recist11.RULES,
-    mrecist.CRITERION: mrecist.rules,
-}
 
-
-def _assessment(criterion: str, history: History, params: AssessmentParameters) -> Assessment:
-    size_rules = _SIZE_RULES.get(criterion)
+def _assessment(criterion: str, history: History, params: AssessmentParameters) -> Folded:
+    size_rules = SIZE_RULES.get(criterion)
     if size_rules is None:
-        return CRITERIA[criterion](history, params)
+        return CRITERIA[criterion](history, params), None
     key = (history.patient, criterion)
     assessment, fold = recist11.fold_by_size(history, params, size_rules(params), _FOLDS.get(key))
     _FOLDS.put(key, fold)
-    return assessment
+    return assessment, fold
 
 
 def _timepoint(

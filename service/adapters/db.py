@@ -46,9 +46,10 @@ from sqlalchemy.engine import Connection, Engine, Row, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError, TimeoutError as PoolTimeout
 from sqlalchemy.sql.dml import Insert
 
-from service.adapters import audit, db_schema as schema
+from service.adapters import audit, checkpoint_codec, db_schema as schema
 from service.adapters.bounded_cache import BoundedCache
 from service.adapters.db_schema import DEFAULT_TENANT
+from service.domain.checkpoint import Checkpoint
 from service.domain.errors import Conflict, IdentityConflict, NotFound, Unavailable
 from service.domain.model import (
     ClinicalSetting,
@@ -103,6 +104,12 @@ _IDENTITY = sa.and_(
 )
 _PATIENT_ID = sa.select(schema.patient.c.id).where(_IDENTITY)
 _LOCK_PATIENT = _PATIENT_ID.with_for_update(key_share=True)
+_CHECKPOINT = sa.select(schema.patient.c.checkpoint).where(_IDENTITY)
+_SAVE_CHECKPOINT = (
+    sa.update(schema.patient)
+    .where(schema.patient.c.id == sa.bindparam("patient_id"))
+    .values(checkpoint=sa.bindparam("checkpoint"))
+)
 # A patient's documents in storage order, by what names their content; then what
 # :func:`_report` reads of those not decoded yet (not their DICOM context).
 _PATIENT_DOCUMENTS = (
@@ -287,6 +294,17 @@ class StoredResult:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredHistory:
+    """What :meth:`Store.history` reads of a patient: the checkpoint of its last
+    assessment with the reports stored after it (every one it was not made from), or,
+    without a usable checkpoint, all its reports; and the ids of all its documents."""
+
+    checkpoint: Checkpoint | None
+    reports: list[TimepointReport]
+    documents: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class FhirRecord:
     """A FHIR resource to keep in the resource index, with what it is searched by."""
 
@@ -404,6 +422,8 @@ class Store:
         self._connection = connection
         self._dialect = connection.dialect.name
         self._patient_ids: dict[tuple[str, PatientIdentity], int] = {}
+        # The checkpoint of each patient read or written in this transaction.
+        self._checkpoints_read: dict[tuple[str, PatientIdentity], checkpoint_codec.Stored] = {}
 
     def ping(self) -> None:
         """Fail unless the database answers."""
@@ -468,10 +488,71 @@ class Store:
         documents stored before that column existed are read from their lesion and
         measurement rows.
         """
+        return self._decoded(patient, tenant, self._documents(patient, tenant))
+
+    def history(self, patient: PatientIdentity, tenant: str = DEFAULT_TENANT) -> StoredHistory:
+        """The patient's checkpoint and the reports stored after it (:class:`StoredHistory`).
+
+        A checkpoint holds while every document it was made from is stored (documents
+        are never removed: always, unless the database was edited by hand).
+        """
+        documents = self._documents(patient, tenant)
+        ids = tuple(row.id for row in documents)
+        stored = self._checkpoint(patient, tenant)
+        if stored is None or not stored.documents <= set(ids):
+            return StoredHistory(None, self._decoded(patient, tenant, documents), ids)
+        after = [row for row in documents if row.id not in stored.documents]
+        return StoredHistory(stored.checkpoint, self._decoded(patient, tenant, after), ids)
+
+    def save_checkpoint(
+        self,
+        patient: PatientIdentity,
+        checkpoint: Checkpoint,
+        documents: Sequence[int],
+        tenant: str = DEFAULT_TENANT,
+    ) -> None:
+        """Keep *checkpoint*, made from the documents of ids *documents*, for the patient's
+        next assessment. What it keeps of the one :meth:`history` read is not encoded
+        again."""
+        key = (tenant, patient)
+        stored = checkpoint_codec.encode(checkpoint, documents, self._checkpoints_read.get(key))
+        patient_id = self._ensure_patient(patient, tenant)
+        self._connection.execute(
+            _SAVE_CHECKPOINT, {"patient_id": patient_id, "checkpoint": stored.data}
+        )
+        self._checkpoints_read[key] = stored
+        _CHECKPOINTS.put(key, stored)
+
+    def _checkpoint(self, patient: PatientIdentity, tenant: str) -> checkpoint_codec.Stored | None:
+        """The patient's stored checkpoint, if any is readable."""
+        key = (tenant, patient)
+        found = self._connection.execute(_CHECKPOINT, _identity(patient, tenant))
+        data: bytes | None = found.scalar_one_or_none()
+        self._checkpoints_read.pop(key, None)
+        if data is None:
+            return None
+        data = bytes(data)
+        stored = _CHECKPOINTS.get(key)
+        if stored is None or stored.data != data:
+            stored = checkpoint_codec.decode(data)
+            if stored is None:
+                return None
+            _CHECKPOINTS.put(key, stored)
+        self._checkpoints_read[key] = stored
+        return stored
+
+    def _documents(self, patient: PatientIdentity, tenant: str) -> Sequence[AnyRow]:
+        """The patient's document rows (:data:`_PATIENT_DOCUMENTS`); NotFound if none."""
         audit.note_patient(patient)
         documents = self._connection.execute(_PATIENT_DOCUMENTS, _identity(patient, tenant)).all()
         if not documents:
             raise NotFound("no such patient")
+        return documents
+
+    def _decoded(
+        self, patient: PatientIdentity, tenant: str, documents: Sequence[AnyRow]
+    ) -> list[TimepointReport]:
+        """The reports of the *documents* rows, each decoded once per process."""
         # A document never changes: its uid and content digest name what it decodes to
         # (with when it was received, for tests that give made-up digests).
         keys = {row.id: (tenant, patient, *row) for row in documents}
@@ -980,9 +1061,17 @@ _STATES = {state.value: state for state in LesionState}
 _KINDS = {kind.value: kind for kind in MeasurementKind}
 
 
+# The last checkpoint read or written of each patient: a patient's next request in this
+# process compares the stored bytes instead of decoding them again. Weighed as the folds.
+_CHECKPOINTS: BoundedCache[checkpoint_codec.Stored] = BoundedCache(
+    512, weight=lambda kept: 1 + sum(len(fold.steps) for fold in kept.checkpoint.folds.values())
+)
+
+
 def forget_decoded_documents() -> None:
-    """Empty the cache of decoded documents (a benchmark's cold start)."""
+    """Empty the caches of decoded documents and checkpoints (a benchmark's cold start)."""
     _DECODED_REPORTS.clear()
+    _CHECKPOINTS.clear()
 
 
 def _decode_lesions(data: bytes) -> tuple[LesionObservation, ...]:

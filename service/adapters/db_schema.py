@@ -69,6 +69,8 @@ patient = sa.Table(
     sa.Column("tenant", sa.String(64), nullable=False, server_default=DEFAULT_TENANT),
     sa.Column("system", sa.Text, nullable=False),
     sa.Column("value", sa.Text, nullable=False),
+    # What the last assessment keeps to resume from (checkpoint_codec; migration 0007).
+    sa.Column("checkpoint", sa.LargeBinary, nullable=True),
     sa.PrimaryKeyConstraint("id", name="pk_patient"),
     sa.UniqueConstraint("tenant", "system", "value", name="uq_patient_identity"),
     sa.UniqueConstraint("id", "tenant", name="uq_patient_id_tenant"),

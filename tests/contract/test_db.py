@@ -160,7 +160,7 @@ def test_migrate_twice_gives_the_schema_of_the_metadata(engine: Engine) -> None:
     with engine.connect() as connection:
         context = MigrationContext.configure(connection)
         assert compare_metadata(context, metadata) == []
-        assert context.get_current_revision() == head_revision() == "0006"
+        assert context.get_current_revision() == head_revision() == "0007"
 
 
 def test_ping(db: Engine) -> None:

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 from typing import Any, cast
 
 from service import services
-from service.adapters.db import FhirRecord, Store, StoredResult
+from service.adapters.db import FhirRecord, Store, StoredHistory, StoredResult
 from service.domain.criteria import mrecist, recist11
 from service.domain.model import (
     DEFAULT_PATIENT_SYSTEM,
@@ -38,6 +38,12 @@ class RecordingStore:
 
     def reports(self, patient: PatientIdentity, tenant: str) -> list[TimepointReport]:
         return [report for report in self.stored if report.patient == patient]
+
+    def history(self, patient: PatientIdentity, tenant: str) -> StoredHistory:
+        return StoredHistory(None, self.reports(patient, tenant), ())  # never resumed
+
+    def save_checkpoint(self, *_: Any) -> None:
+        pass
 
     def put_result(self, *_: Any) -> StoredResult:
         return StoredResult(1, datetime(2024, 6, 1, tzinfo=UTC), changed=True)
@@ -107,9 +113,8 @@ def test_mrecist_is_resumed_from_its_fold_with_the_assessment_from_scratch() -> 
         earlier: recist11.Fold | None = None
         for end in range(1, len(reports) + 1):
             found = history(*reports[:end])
-            assert services._assessment(mrecist.CRITERION, found, params) == mrecist.assess(
-                found, params
-            )
+            assessment, _fold = services._assessment(mrecist.CRITERION, found, params)
+            assert assessment == mrecist.assess(found, params)
             fold = services._FOLDS.get((found.patient, mrecist.CRITERION))
             assert fold is not None and fold.rules is mrecist.rules(params)
             if earlier is not None and earlier.params == params:

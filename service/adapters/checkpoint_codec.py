@@ -1,0 +1,225 @@
+"""A patient's :class:`~service.domain.checkpoint.Checkpoint` as stored (the
+``patient.checkpoint`` column): lines of JSON, with the ids of the documents it was made
+from (:func:`encode` says which lines).
+
+The domain's frozen dataclasses are written field by field (their ``init`` fields:
+what is derived is derived again when read), decimals as their exact text, dates in
+ISO form, enums by value; they are read back by their type annotations. A fold's
+size rules are not data: they are found again by criterion and parameters
+(``checkpoint.SIZE_RULES``), and its steps keep no observations (those only let an
+in-process fold be checked against a history read again).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import functools
+import types
+import typing
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from service.domain.checkpoint import SIZE_RULES, Checkpoint
+from service.domain.criteria.recist11 import Disease, Fold, NewLesions, Progress, Step
+from service.domain.history import Settled
+from service.domain.model import AssessmentParameters, Timepoint, TimepointResponse
+
+VERSION = 2  # of this layout; a checkpoint of another is ignored (assessed from all reports)
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A checkpoint as stored (*data*), the ids of the documents it was made from, and
+    where the line of each of its parts that a later checkpoint may keep as it is (the
+    baseline, each step) starts and ends in *data*, by the identity of the object. The
+    objects are alive while this is, so no other object can take their ids."""
+
+    data: bytes
+    checkpoint: Checkpoint
+    documents: frozenset[int]
+    lines: dict[int, tuple[int, int]]
+
+    def line(self, part: object) -> bytes | None:
+        """The stored line of *part*, if it is one of this checkpoint's."""
+        found = self.lines.get(id(part))
+        return None if found is None else self.data[found[0] : found[1]]
+
+
+def encode(checkpoint: Checkpoint, documents: Sequence[int], read: Stored | None = None) -> Stored:
+    """*checkpoint*, made from the documents of ids *documents*. Its baseline and steps
+    that are the very objects of the checkpoint *read* are written as they were read
+    (a resumed assessment keeps them all): appending a timepoint encodes that one only.
+
+    Lines: a header (layout, documents, the settled history but its baseline, each
+    fold's context and number of steps), the baseline, then each fold's steps."""
+    settled = checkpoint.settled
+    kept = read.line if read is not None else lambda _part: None
+    header = {
+        "version": VERSION,
+        "documents": list(documents),
+        "settled": {name: plain(getattr(settled, name)) for name in _SETTLED_FIELDS},
+        "folds": {
+            criterion: {
+                "params": plain(fold.params),
+                "disease": plain(fold.disease),
+                "baseline_sum": plain(fold.baseline_sum),
+                "steps": len(fold.steps),
+            }
+            for criterion, fold in checkpoint.folds.items()
+        },
+    }
+    parts: list[object] = [settled.baseline]
+    lines = [orjson.dumps(header), kept(settled.baseline) or _dump(settled.baseline)]
+    for fold in checkpoint.folds.values():
+        parts.extend(fold.steps)
+        lines.extend(kept(step) or orjson.dumps(_step(step)) for step in fold.steps)
+    return Stored(b"\n".join(lines), checkpoint, frozenset(documents), _spans(parts, lines))
+
+
+def decode(data: bytes) -> Stored | None:
+    """The checkpoint of :func:`encode`; None when it was written in another layout or
+    names a criterion this version does not fold."""
+    lines = data.split(b"\n")
+    header = orjson.loads(lines[0])
+    if header.get("version") != VERSION or not header["folds"].keys() <= SIZE_RULES.keys():
+        return None
+    baseline = _read(Timepoint)(orjson.loads(lines[1]))
+    parts: list[object] = [baseline]
+    settled = _read(Settled)({**header["settled"], "baseline": None}, baseline=baseline)
+    folds = {}
+    for criterion, fold in header["folds"].items():
+        params = _read(AssessmentParameters)(fold["params"])
+        start = len(parts) + 1
+        steps = tuple(
+            _read_step(orjson.loads(line)) for line in lines[start : start + fold["steps"]]
+        )
+        parts.extend(steps)
+        folds[criterion] = Fold(
+            SIZE_RULES[criterion](params),
+            params,
+            _read(Disease)(fold["disease"]),
+            Decimal(fold["baseline_sum"]),
+            steps,
+        )
+    checkpoint = Checkpoint(settled, folds)
+    return Stored(data, checkpoint, frozenset(header["documents"]), _spans(parts, lines))
+
+
+def _spans(parts: Sequence[object], lines: Sequence[bytes]) -> dict[int, tuple[int, int]]:
+    """Where the line of each part starts and ends in the lines joined; the first line
+    (the header) is of no part."""
+    spans, start = {}, len(lines[0]) + 1
+    for part, line in zip(parts, lines[1:], strict=True):
+        spans[id(part)] = (start, start + len(line))
+        start += len(line) + 1
+    return spans
+
+
+_SETTLED_FIELDS = tuple(
+    field.name for field in dataclasses.fields(Settled) if field.name != "baseline"
+)
+
+
+def _dump(value: Any) -> bytes:
+    return orjson.dumps(plain(value))
+
+
+def _step(step: Step) -> dict[str, Any]:
+    """A step's data: not its observations (they only let an in-process fold be
+    checked against a history read again)."""
+    return {
+        "day": plain(step.day),
+        "preliminary": step.preliminary,
+        "before": plain(step.before),
+        "response": plain(step.response),
+        "new": plain(step.new),
+        "after": plain(step.after),
+    }
+
+
+def _read_step(found: dict[str, Any]) -> Step:
+    progress = _read(Progress)
+    return Step(
+        day=date.fromisoformat(found["day"]),
+        preliminary=found["preliminary"],
+        keys=(),
+        observations=(),
+        before=progress(found["before"]),
+        response=_read(TimepointResponse)(found["response"]),
+        new=_read(NewLesions)(found["new"]),
+        after=progress(found["after"]),
+    )
+
+
+def plain(value: Any) -> Any:
+    """*value* as JSON data: dataclasses by their init fields, enums by value, decimals
+    as text, dates in ISO form, tuples and frozensets as lists."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, Decimal | date):
+        return str(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {name: plain(getattr(value, name)) for name in _init_fields(type(value))}
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, frozenset):
+        return sorted(map(plain, value))
+    if isinstance(value, tuple | list):
+        return [plain(item) for item in value]
+    return value
+
+
+@functools.cache
+def _init_fields(cls: type) -> tuple[str, ...]:
+    return tuple(field.name for field in dataclasses.fields(cls) if field.init)
+
+
+@functools.cache
+def _read(annotation: Any) -> Callable[..., Any]:
+    """What reads the :func:`plain` data of a value of type *annotation*."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        (inner,) = (arg for arg in args if arg is not type(None))
+        read = _read(inner)
+        return lambda found: None if found is None else read(found)
+    if origin is tuple:
+        item = _read(args[0])
+        return lambda found: tuple(map(item, found))
+    if origin is frozenset:
+        member = _read(args[0])
+        return lambda found: frozenset(map(member, found))
+    if origin is dict:
+        key, value = _read(args[0]), _read(args[1])
+        return lambda found: {key(k): value(v) for k, v in found.items()}
+    if isinstance(annotation, type) and dataclasses.is_dataclass(annotation):
+        return _dataclass_reader(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return {member.value: member for member in annotation}.__getitem__
+    readers: dict[Any, Callable[[Any], Any]] = {
+        Decimal: Decimal,
+        date: date.fromisoformat,
+        float: float,
+        str: str,
+        int: int,
+        bool: bool,
+    }
+    return readers[annotation]
+
+
+def _dataclass_reader(cls: type) -> Callable[..., Any]:
+    """What reads a *cls* from its fields' data; keyword arguments give fields as read."""
+    hints = typing.get_type_hints(cls)
+    fields = [(name, _read(hints[name])) for name in _init_fields(cls)]
+
+    def read(found: dict[str, Any], **given: Any) -> Any:
+        return cls(
+            **{name: given[name] if name in given else read(found[name]) for name, read in fields}
+        )
+
+    return read
