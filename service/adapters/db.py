@@ -688,6 +688,11 @@ class Store:
         """Keep each *record* with its wanted version in the FHIR resource index, as
         :meth:`put_resource` does, in one locking SELECT and batched writes.
 
+        On PostgreSQL the rows are inserted first (ON CONFLICT DO NOTHING) and only those
+        already stored are locked: a new patient's resources need no SELECT, which
+        without table statistics (a new database's first minute, before autovacuum
+        analyses it) reads every index row of their types (issue 7).
+
         Returns the stored resources in the order of *records*; a record repeated in
         *records* is stored in turn, the later seeing the earlier.
         """
@@ -696,9 +701,15 @@ class Store:
         keys = [(record.resource_type, record.resource_id) for record, _ in records]
         if len(set(keys)) != len(keys):
             return [self._put_one(record, version, tenant) for record, version in records]
-        current = self._locked_resources(keys, tenant)
-        missing = [(record, version) for record, version in records if _key(record) not in current]
-        inserted = self._insert_resources(missing, tenant)
+        if self._dialect == "sqlite":  # one writer at a time: what is not stored is missing
+            current = self._locked_resources(keys, tenant)
+            missing = [
+                (record, version) for record, version in records if _key(record) not in current
+            ]
+            inserted = self._insert_resources(missing, tenant)
+        else:  # every row inserted that can be, then the others locked
+            inserted = self._insert_resources(records, tenant)
+            current = self._locked_resources([key for key in keys if key not in inserted], tenant)
         stored: list[StoredResource] = []
         updates: list[dict[str, Any]] = []
         for record, version in records:
@@ -783,6 +794,8 @@ class Store:
         self, keys: Sequence[tuple[str, str]], tenant: str
     ) -> dict[tuple[str, str], AnyRow]:
         """The stored rows of *keys* (resource type, id), locked for update."""
+        if not keys:
+            return {}
         wanted = set(keys)
         rows = self._connection.execute(
             _LOCK_RESOURCES,
