@@ -27,6 +27,7 @@ import orjson
 
 from service.domain.checkpoint import SIZE_RULES, Checkpoint
 from service.domain.criteria.recist11 import Disease, Fold, NewLesions, Progress, Step
+from service.domain.errors import InvalidInput
 from service.domain.history import Settled
 from service.domain.model import AssessmentParameters, Timepoint, TimepointResponse
 
@@ -84,7 +85,15 @@ def encode(checkpoint: Checkpoint, documents: Sequence[int], read: Stored | None
 
 def decode(data: bytes) -> Stored | None:
     """The checkpoint of :func:`encode`; None when it was written in another layout or
-    names a criterion this version does not fold."""
+    names a criterion this version does not fold. Raises ValueError when it is damaged
+    (it is no source of truth: what it holds is assessed again from the reports)."""
+    try:
+        return _decode(data)
+    except (ValueError, KeyError, TypeError, IndexError, InvalidInput) as exc:
+        raise ValueError(f"damaged checkpoint: {exc!r}") from exc
+
+
+def _decode(data: bytes) -> Stored | None:
     lines = data.split(b"\n")
     header = orjson.loads(lines[0])
     if header.get("version") != VERSION or not header["folds"].keys() <= SIZE_RULES.keys():

@@ -176,6 +176,22 @@ def test_each_ingest_resumed_from_the_checkpoint_answers_and_checkpoints_as_from
         _set_checkpoint(migrated_engine, written)  # the next ingest resumes from this one
 
 
+def test_a_damaged_checkpoint_is_assessed_again_from_the_reports_and_written_anew(
+    migrated_engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    reports = _reports()
+    _ingest(migrated_engine, reports[0], ())
+    written = _stored_checkpoint(migrated_engine)
+    assert written is not None
+    _set_checkpoint(migrated_engine, written[: len(written) // 2])
+    answer = _ingest(migrated_engine, reports[1], ())
+    assert "patient checkpoint not read: damaged checkpoint" in caplog.text
+    again = _stored_checkpoint(migrated_engine)
+    assert again is not None and checkpoint_codec.decode(again) is not None
+    _set_checkpoint(migrated_engine, None)
+    assert _ingest(migrated_engine, reports[1], ()) == answer
+
+
 def test_a_resumed_ingest_reads_only_the_documents_after_the_checkpoint(
     migrated_engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
