@@ -2,12 +2,13 @@
 ``patient.checkpoint`` column): lines of JSON, with the ids of the documents it was made
 from (:func:`encode` says which lines).
 
-The domain's frozen dataclasses are written field by field (their ``init`` fields:
-what is derived is derived again when read), decimals as their exact text, dates in
-ISO form, enums by value; they are read back by their type annotations. A fold's
-size rules are not data: they are found again by criterion and parameters
-(``checkpoint.SIZE_RULES``), and its steps keep no observations (those only let an
-in-process fold be checked against a history read again).
+The domain's frozen dataclasses are written field by field (orjson's own encoding),
+decimals as their exact text, dates in ISO form, enums by value, and read back by the
+type annotations of their ``init`` fields; the baseline's observations are written as
+a document's ``lesions`` column (:mod:`.lesion_codec`). A fold's size rules are not
+data: they are found again by criterion and parameters (``checkpoint.SIZE_RULES``),
+and its steps keep no observations (those only let an in-process fold be checked
+against a history read again).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from service.adapters import lesion_codec
 from service.domain.checkpoint import SIZE_RULES, Checkpoint
 from service.domain.criteria.recist11 import Disease, Fold, NewLesions, Progress, Step
 from service.domain.errors import InvalidInput
@@ -64,22 +66,22 @@ def encode(checkpoint: Checkpoint, documents: Sequence[int], read: Stored | None
     header = {
         "version": VERSION,
         "documents": list(documents),
-        "settled": {name: plain(getattr(settled, name)) for name in _SETTLED_FIELDS},
+        "settled": {name: getattr(settled, name) for name in _SETTLED_FIELDS},
         "folds": {
             criterion: {
-                "params": plain(fold.params),
-                "disease": plain(fold.disease),
-                "baseline_sum": plain(fold.baseline_sum),
+                "params": fold.params,
+                "disease": fold.disease,
+                "baseline_sum": fold.baseline_sum,
                 "steps": len(fold.steps),
             }
             for criterion, fold in checkpoint.folds.items()
         },
     }
     parts: list[object] = [settled.baseline]
-    lines = [orjson.dumps(header), kept(settled.baseline) or _dump(settled.baseline)]
+    lines = [_dumps(header), kept(settled.baseline) or _baseline(settled.baseline)]
     for fold in checkpoint.folds.values():
         parts.extend(fold.steps)
-        lines.extend(kept(step) or orjson.dumps(_step(step)) for step in fold.steps)
+        lines.extend(kept(step) or _dumps(_step(step)) for step in fold.steps)
     return Stored(b"\n".join(lines), checkpoint, frozenset(documents), _spans(parts, lines))
 
 
@@ -98,7 +100,7 @@ def _decode(data: bytes) -> Stored | None:
     header = orjson.loads(lines[0])
     if header.get("version") != VERSION or not header["folds"].keys() <= SIZE_RULES.keys():
         return None
-    baseline = _read(Timepoint)(orjson.loads(lines[1]))
+    baseline = _read_baseline(orjson.loads(lines[1]))
     parts: list[object] = [baseline]
     settled = _read(Settled)({**header["settled"], "baseline": None}, baseline=baseline)
     folds = {}
@@ -135,20 +137,33 @@ _SETTLED_FIELDS = tuple(
 )
 
 
-def _dump(value: Any) -> bytes:
-    return orjson.dumps(plain(value))
+def _baseline(timepoint: Timepoint) -> bytes:
+    """The baseline timepoint, its observations as a document's lesions column has them."""
+    return lesion_codec.dumps(
+        {
+            "date": timepoint.date.isoformat(),
+            "preliminary": timepoint.preliminary,
+            "keys": list(timepoint.observations),
+            "lesions": lesion_codec.plain(timepoint.observations.values()),
+        }
+    )
+
+
+def _read_baseline(found: dict[str, Any]) -> Timepoint:
+    observations = zip(found["keys"], lesion_codec.read(found["lesions"]), strict=True)
+    return Timepoint(date.fromisoformat(found["date"]), dict(observations), found["preliminary"])
 
 
 def _step(step: Step) -> dict[str, Any]:
     """A step's data: not its observations (they only let an in-process fold be
     checked against a history read again)."""
     return {
-        "day": plain(step.day),
+        "day": step.day,
         "preliminary": step.preliminary,
-        "before": plain(step.before),
-        "response": plain(step.response),
-        "new": plain(step.new),
-        "after": plain(step.after),
+        "before": step.before,
+        "response": step.response,
+        "new": step.new,
+        "after": step.after,
     }
 
 
@@ -166,22 +181,18 @@ def _read_step(found: dict[str, Any]) -> Step:
     )
 
 
-def plain(value: Any) -> Any:
-    """*value* as JSON data: dataclasses by their init fields, enums by value, decimals
-    as text, dates in ISO form, tuples and frozensets as lists."""
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, Decimal | date):
+def _dumps(value: Any) -> bytes:
+    """*value* as JSON: dataclasses by their fields (orjson's own), enums by value,
+    dates in ISO form, decimals as their exact text, frozensets as sorted lists."""
+    return orjson.dumps(value, default=_default)
+
+
+def _default(value: object) -> Any:
+    if isinstance(value, Decimal):
         return str(value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {name: plain(getattr(value, name)) for name in _init_fields(type(value))}
-    if isinstance(value, dict):
-        return {key: plain(item) for key, item in value.items()}
     if isinstance(value, frozenset):
-        return sorted(map(plain, value))
-    if isinstance(value, tuple | list):
-        return [plain(item) for item in value]
-    return value
+        return sorted(member.value if isinstance(member, enum.Enum) else member for member in value)
+    raise TypeError(f"{type(value).__name__} is not kept in a checkpoint")
 
 
 @functools.cache
@@ -191,7 +202,7 @@ def _init_fields(cls: type) -> tuple[str, ...]:
 
 @functools.cache
 def _read(annotation: Any) -> Callable[..., Any]:
-    """What reads the :func:`plain` data of a value of type *annotation*."""
+    """What reads the :func:`_dumps` data of a value of type *annotation*."""
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
     if origin in (typing.Union, types.UnionType):
         (inner,) = (arg for arg in args if arg is not type(None))

@@ -28,15 +28,13 @@ import random
 import sqlite3
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
-import orjson
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
@@ -46,25 +44,17 @@ from sqlalchemy.engine import Connection, Engine, Row, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError, TimeoutError as PoolTimeout
 from sqlalchemy.sql.dml import Insert
 
-from service.adapters import audit, checkpoint_codec, db_schema as schema
+from service.adapters import audit, checkpoint_codec, db_schema as schema, lesion_codec
 from service.adapters.bounded_cache import BoundedCache
 from service.adapters.db_schema import DEFAULT_TENANT
 from service.domain.checkpoint import Checkpoint
 from service.domain.errors import Conflict, IdentityConflict, NotFound, Unavailable
 from service.domain.model import (
     ClinicalSetting,
-    Code,
-    Coordinates,
-    LesionIdentity,
     LesionObservation,
-    LesionRole,
-    LesionState,
     Measurement,
-    MeasurementKind,
     PatientIdentity,
     Primary,
-    Provenance,
-    QualitativeFinding,
     SourceDocument,
     Therapy,
     TimepointReport,
@@ -582,7 +572,9 @@ class Store:
             row.id: _report(
                 patient,
                 row,
-                from_rows[row.id] if row.lesions is None else _decode_lesions(bytes(row.lesions)),
+                from_rows[row.id]
+                if row.lesions is None
+                else lesion_codec.decode(bytes(row.lesions)),
             )
             for row in rows
         }
@@ -607,10 +599,12 @@ class Store:
         ).all()
         by_lesion: defaultdict[int, list[Measurement]] = defaultdict(list)
         for row in measurements:
-            by_lesion[row.lesion_id].append(_measurement(row._mapping))
+            by_lesion[row.lesion_id].append(lesion_codec.measurement(row._mapping))
         by_document: defaultdict[int, list[LesionObservation]] = defaultdict(list)
         for row in lesions:
-            by_document[row.document_id].append(_lesion(row._mapping, tuple(by_lesion[row.id])))
+            by_document[row.document_id].append(
+                lesion_codec.lesion(row._mapping, tuple(by_lesion[row.id]))
+            )
         return {document_id: tuple(by_document[document_id]) for document_id in document_ids}
 
     def patients(self, tenant: str = DEFAULT_TENANT) -> list[PatientIdentity]:
@@ -922,7 +916,7 @@ class Store:
         document of its uid is stored (a concurrent transaction inserted it first)."""
         patient_id = self._ensure_patient(report.patient, tenant)
         document_row = _document_row(report, digest, tenant, patient_id)
-        document_row["lesions"] = _encode_lesions(report.lesions)
+        document_row["lesions"] = lesion_codec.encode(report.lesions)
         if dicom_context is not None:  # else SQL NULL: JSON would store None as 'null'
             document_row["dicom_context"] = dicom_context
         found = self._connection.execute(_INSERT_DOCUMENT[self._dialect], document_row)
@@ -998,72 +992,15 @@ def _document_row(
 
 
 def _lesion_row(document_id: int, position: int, lesion: LesionObservation) -> dict[str, Any]:
-    return {"document_id": document_id, "position": position, **_lesion_fields(lesion)}
-
-
-def _lesion_fields(lesion: LesionObservation) -> dict[str, Any]:
-    """What a lesion row holds of *lesion*, and a lesion of the ``lesions`` column."""
-    site, merged_into = lesion.site, lesion.merged_into
-    return {
-        "tracking_uid": lesion.identity.tracking_uid,
-        "tracking_id": lesion.identity.tracking_id,
-        "role": None if lesion.role is None else lesion.role.value,
-        "site_code": None if site is None else site.value,
-        "site_scheme": None if site is None else site.scheme,
-        "site_meaning": None if site is None else site.meaning,
-        "is_nodal": lesion.is_nodal,
-        "state": None if lesion.state is None else lesion.state.value,
-        "merged_into_uid": None if merged_into is None else merged_into.tracking_uid,
-        "merged_into_id": None if merged_into is None else merged_into.tracking_id,
-        "slice_thickness_mm": lesion.slice_thickness_mm,
-        "findings": [
-            {
-                "code": finding.concept.value,
-                "scheme": finding.concept.scheme,
-                "meaning": finding.concept.meaning,
-                "value": finding.value,
-                "value_code": None if finding.code is None else _code_json(finding.code),
-            }
-            for finding in lesion.findings
-        ],
-    }
+    return {"document_id": document_id, "position": position, **lesion_codec.lesion_fields(lesion)}
 
 
 def _measurement_row(lesion_id: int, position: int, measurement: Measurement) -> dict[str, Any]:
-    return {"lesion_id": lesion_id, "position": position, **_measurement_fields(measurement)}
-
-
-def _measurement_fields(measurement: Measurement) -> dict[str, Any]:
-    """What a measurement row holds of *measurement*, and a measurement of the
-    ``lesions`` column."""
     return {
-        "kind": measurement.kind.value,
-        "value": measurement.value,
-        "path": measurement.provenance.path,
-        "referenced_sop_uid": measurement.provenance.referenced_sop_uid,
-        "coordinates": [_coordinates_json(c) for c in measurement.provenance.coordinates] or None,
+        "lesion_id": lesion_id,
+        "position": position,
+        **lesion_codec.measurement_fields(measurement),
     }
-
-
-def _encode_lesions(lesions: Sequence[LesionObservation]) -> bytes:
-    """The ``lesions`` column of a document: each lesion's row fields with its
-    measurements' under ``measurements``; decimals as their exact text (db_schema)."""
-    return orjson.dumps(
-        [
-            {
-                **_lesion_fields(lesion),
-                "measurements": [_measurement_fields(m) for m in lesion.measurements],
-            }
-            for lesion in lesions
-        ],
-        default=_exact_text,
-    )
-
-
-def _exact_text(value: object) -> str:
-    if isinstance(value, Decimal):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not stored in the lesions column")
 
 
 # Decoded documents (:mod:`.bounded_cache`): a patient's earlier timepoints are decoded
@@ -1071,12 +1008,6 @@ def _exact_text(value: object) -> str:
 # A 10-lesion report keeps ~30 KB and ~140 objects the collector walks in its full
 # passes (~0.1 ms): 512 of them are ~15 MB and ~50 ms a pass.
 _DECODED_REPORTS: BoundedCache[TimepointReport] = BoundedCache(512)
-
-# Stored enum values to members: a dictionary look-up, cheaper than calling the enum.
-_ROLES = {role.value: role for role in LesionRole}
-_STATES = {state.value: state for state in LesionState}
-_KINDS = {kind.value: kind for kind in MeasurementKind}
-
 
 # The last checkpoint read or written of each patient: a patient's next request in this
 # process compares the stored bytes instead of decoding them again. Weighed as the folds.
@@ -1089,14 +1020,6 @@ def forget_decoded_documents() -> None:
     """Empty the caches of decoded documents and checkpoints (a benchmark's cold start)."""
     _DECODED_REPORTS.clear()
     _CHECKPOINTS.clear()
-
-
-def _decode_lesions(data: bytes) -> tuple[LesionObservation, ...]:
-    """The lesions of :func:`_encode_lesions`."""
-    return tuple(
-        _lesion(fields, tuple(map(_measurement, fields["measurements"])))
-        for fields in orjson.loads(data)
-    )
 
 
 def _report(
@@ -1112,78 +1035,6 @@ def _report(
         warnings=tuple(row.warnings),
         setting=None if row.setting is None else _setting(row.setting),
     )
-
-
-def _lesion(fields: Mapping[Any, Any], measurements: tuple[Measurement, ...]) -> LesionObservation:
-    """The lesion of a lesion row or of the ``lesions`` column."""
-    merged_uid, merged_id = fields["merged_into_uid"], fields["merged_into_id"]
-    role, state, site_code = fields["role"], fields["state"], fields["site_code"]
-    thickness, findings = fields["slice_thickness_mm"], fields["findings"]
-    return LesionObservation(
-        identity=LesionIdentity(fields["tracking_uid"], fields["tracking_id"]),
-        role=None if role is None else _ROLES[role],
-        site=None
-        if site_code is None
-        else Code(site_code, fields["site_scheme"], fields["site_meaning"]),
-        is_nodal=fields["is_nodal"],
-        state=None if state is None else _STATES[state],
-        measurements=measurements,
-        findings=tuple(map(_finding, findings)) if findings else (),
-        merged_into=None
-        if merged_uid is None and merged_id is None
-        else LesionIdentity(merged_uid, merged_id),
-        slice_thickness_mm=None if thickness is None else _exact(thickness),
-    )
-
-
-def _finding(found: Mapping[str, Any]) -> QualitativeFinding:
-    value_code = found.get("value_code")
-    return QualitativeFinding(
-        Code(found["code"], found["scheme"], found["meaning"]),
-        found["value"],
-        None if value_code is None else Code(*value_code),
-    )
-
-
-def _measurement(fields: Mapping[Any, Any]) -> Measurement:
-    """The measurement of a measurement row or of the ``lesions`` column."""
-    coordinates = fields["coordinates"]
-    return Measurement(
-        kind=_KINDS[fields["kind"]],
-        value=_exact(fields["value"]),
-        provenance=Provenance(
-            fields["path"],
-            fields["referenced_sop_uid"],
-            tuple(map(_coordinates, coordinates)) if coordinates else (),
-        ),
-    )
-
-
-def _exact(value: Decimal | str) -> Decimal:
-    """A decimal column's value: DecimalText gives a Decimal, the ``lesions`` column its text."""
-    return value if isinstance(value, Decimal) else Decimal(value)
-
-
-def _coordinates_json(coordinates: Coordinates) -> dict[str, Any]:
-    return {
-        "graphic_type": coordinates.graphic_type,
-        "points": list(coordinates.points),
-        "referenced_sop_uid": coordinates.referenced_sop_uid,
-        "frame_of_reference_uid": coordinates.frame_of_reference_uid,
-    }
-
-
-def _coordinates(found: dict[str, Any]) -> Coordinates:
-    return Coordinates(
-        graphic_type=found["graphic_type"],
-        points=tuple(map(float, found["points"])),
-        referenced_sop_uid=found["referenced_sop_uid"],
-        frame_of_reference_uid=found["frame_of_reference_uid"],
-    )
-
-
-def _code_json(code: Code) -> list[str]:
-    return [code.value, code.scheme, code.meaning]
 
 
 def _key(record: FhirRecord) -> tuple[str, str]:

@@ -96,7 +96,7 @@ def test_what_a_checkpoint_keeps_of_the_one_read_is_written_as_read(
         read.checkpoint.settled, {recist11.CRITERION: replace(fold, steps=(*fold.steps, step))}
     )
     encoded: list[object] = []
-    for name in ("_dump", "_step"):
+    for name in ("_baseline", "_step"):
         original = getattr(checkpoint_codec, name)
         monkeypatch.setattr(
             checkpoint_codec,
