@@ -238,6 +238,8 @@ def _dataclass_reader(cls: type) -> Callable[..., Any]:
     fields = [(name, _read(hints[name])) for name in _init_fields(cls)]
 
     def read(found: dict[str, Any], **given: Any) -> Any:
+        if not given:  # positionally: the init fields in their order
+            return cls(*[read(found[name]) for name, read in fields])
         return cls(
             **{name: given[name] if name in given else read(found[name]) for name, read in fields}
         )

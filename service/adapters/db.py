@@ -1010,9 +1010,11 @@ def _measurement_row(lesion_id: int, position: int, measurement: Measurement) ->
 _DECODED_REPORTS: BoundedCache[TimepointReport] = BoundedCache(512)
 
 # The last checkpoint read or written of each patient: a patient's next request in this
-# process compares the stored bytes instead of decoding them again. Weighed as the folds.
+# process compares the stored bytes instead of decoding them again. Weighed by its bytes
+# (4 KiB units; a 10-lesion patient's is ~20 KiB at its first timepoint, +~0.7 KiB a
+# step): ~4 MiB of them, with the objects they decode to.
 _CHECKPOINTS: BoundedCache[checkpoint_codec.Stored] = BoundedCache(
-    512, weight=lambda kept: 1 + sum(len(fold.steps) for fold in kept.checkpoint.folds.values())
+    1024, weight=lambda kept: 1 + len(kept.data) // 4096
 )
 
 
