@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from service.adapters import lesion_codec
+from service.adapters import json_bytes, lesion_codec
 from service.domain.checkpoint import SIZE_RULES, Checkpoint
 from service.domain.criteria.recist11 import Disease, Fold, NewLesions, Progress, Step
 from service.domain.errors import InvalidInput
@@ -184,7 +184,7 @@ def _read_step(found: dict[str, Any]) -> Step:
 def _dumps(value: Any) -> bytes:
     """*value* as JSON: dataclasses by their fields (orjson's own), enums by value,
     dates in ISO form, decimals as their exact text, frozensets as sorted lists."""
-    return orjson.dumps(value, default=_default)
+    return json_bytes.dumps(value, default=_default)
 
 
 def _default(value: object) -> Any:

@@ -15,7 +15,7 @@ from typing import Any, Final
 
 import orjson
 
-from service.adapters import fhir_writer
+from service.adapters import fhir_writer, json_bytes
 from service.adapters.db import FhirRecord
 from service.adapters.fhir_reader import identifier_text
 from service.domain.model import PatientIdentity
@@ -42,7 +42,9 @@ class References:
     copy of the resource tree."""
 
     def __init__(self, rewrite: Mapping[str, str]) -> None:
-        self._encoded = {orjson.dumps(old): orjson.dumps(new) for old, new in rewrite.items()}
+        self._encoded = {
+            json_bytes.dumps(old): json_bytes.dumps(new) for old, new in rewrite.items()
+        }
 
     def __call__(self, body: bytes) -> bytes:
         return _REFERENCE.sub(self._rewritten, body)

@@ -20,9 +20,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-import orjson
-
-from service.adapters import fhir_codes as fc
+from service.adapters import fhir_codes as fc, json_bytes
 from service.domain.model import (
     Assessment,
     History,
@@ -137,8 +135,8 @@ def collection_bundle(resources: Iterable[Resource], base_url: str) -> Resource:
 
 
 def dumps(resource: Resource) -> bytes:
-    """Serialise with orjson; Decimals become JSON numbers."""
-    return orjson.dumps(resource, default=_decimal)
+    """Serialise with orjson (right-sized: json_bytes); Decimals become JSON numbers."""
+    return json_bytes.dumps(resource, default=_decimal)
 
 
 def _decimal(value: object) -> float:

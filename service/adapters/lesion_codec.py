@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from service.adapters import json_bytes
 from service.domain.model import (
     Code,
     Coordinates,
@@ -85,7 +86,7 @@ def plain(lesions: Iterable[LesionObservation]) -> list[dict[str, Any]]:
 
 def dumps(value: Any) -> bytes:
     """*value* as JSON, with the decimals of :func:`plain` as their exact text."""
-    return orjson.dumps(value, default=_exact_text)
+    return json_bytes.dumps(value, default=_exact_text)
 
 
 def _exact_text(value: object) -> str:
