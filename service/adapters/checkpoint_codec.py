@@ -33,7 +33,7 @@ from service.domain.errors import InvalidInput
 from service.domain.history import Settled
 from service.domain.model import AssessmentParameters, Timepoint, TimepointResponse
 
-VERSION = 2  # of this layout; a checkpoint of another is ignored (assessed from all reports)
+VERSION = 3  # of this layout; a checkpoint of another is ignored (assessed from all reports)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,17 +106,18 @@ def _decode(data: bytes) -> Stored | None:
     folds = {}
     for criterion, fold in header["folds"].items():
         params = _read(AssessmentParameters)(fold["params"])
-        start = len(parts) + 1
-        steps = tuple(
-            _read_step(orjson.loads(line)) for line in lines[start : start + fold["steps"]]
-        )
+        start, baseline_sum = len(parts) + 1, Decimal(fold["baseline_sum"])
+        steps: list[Step] = []
+        for line in lines[start : start + fold["steps"]]:
+            before = steps[-1].after if steps else Progress(nadir=baseline_sum)
+            steps.append(_read_step(orjson.loads(line), before))
         parts.extend(steps)
         folds[criterion] = Fold(
             SIZE_RULES[criterion](params),
             params,
             _read(Disease)(fold["disease"]),
-            Decimal(fold["baseline_sum"]),
-            steps,
+            baseline_sum,
+            tuple(steps),
         )
     checkpoint = Checkpoint(settled, folds)
     return Stored(data, checkpoint, frozenset(header["documents"]), _spans(parts, lines))
@@ -156,28 +157,27 @@ def _read_baseline(found: dict[str, Any]) -> Timepoint:
 
 def _step(step: Step) -> dict[str, Any]:
     """A step's data: not its observations (they only let an in-process fold be
-    checked against a history read again)."""
+    checked against a history read again), nor the progress before it (the one after
+    the step before, or the baseline's)."""
     return {
         "day": step.day,
         "preliminary": step.preliminary,
-        "before": step.before,
         "response": step.response,
         "new": step.new,
         "after": step.after,
     }
 
 
-def _read_step(found: dict[str, Any]) -> Step:
-    progress = _read(Progress)
+def _read_step(found: dict[str, Any], before: Progress) -> Step:
     return Step(
         day=date.fromisoformat(found["day"]),
         preliminary=found["preliminary"],
         keys=(),
         observations=(),
-        before=progress(found["before"]),
+        before=before,
         response=_read(TimepointResponse)(found["response"]),
         new=_read(NewLesions)(found["new"]),
-        after=progress(found["after"]),
+        after=_read(Progress)(found["after"]),
     )
 
 

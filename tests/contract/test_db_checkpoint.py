@@ -91,7 +91,8 @@ def test_what_a_checkpoint_keeps_of_the_one_read_is_written_as_read(
     read = checkpoint_codec.decode(checkpoint_codec.encode(checkpoint, [1, 2]).data)
     assert read is not None
     fold = read.checkpoint.folds[recist11.CRITERION]
-    step = replace(fold.steps[-1], day=fold.steps[-1].day + timedelta(weeks=8))
+    last = fold.steps[-1]
+    step = replace(last, day=last.day + timedelta(weeks=8), before=last.after)
     longer = Checkpoint(
         read.checkpoint.settled, {recist11.CRITERION: replace(fold, steps=(*fold.steps, step))}
     )
@@ -114,7 +115,7 @@ def test_what_a_checkpoint_keeps_of_the_one_read_is_written_as_read(
 
 def test_a_checkpoint_of_another_layout_or_criterion_is_not_read() -> None:
     data = checkpoint_codec.encode(_checkpoint(), [1]).data
-    assert checkpoint_codec.decode(data.replace(b'"version":2', b'"version":1')) is None
+    assert checkpoint_codec.decode(data.replace(b'"version":3', b'"version":2')) is None
     assert checkpoint_codec.decode(data.replace(b'"mrecist"', b'"other"')) is None
 
 
