@@ -4,7 +4,7 @@ codec (service.adapters.checkpoint_codec) and the ingest path resumed from it
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
@@ -22,6 +22,7 @@ from service.domain.history import settled_history
 from service.domain.model import (
     AssessmentParameters,
     ClinicalSetting,
+    LesionObservation,
     LesionRole,
     LesionState,
     Primary,
@@ -97,13 +98,16 @@ def test_what_a_checkpoint_keeps_of_the_one_read_is_written_as_read(
         read.checkpoint.settled, {recist11.CRITERION: replace(fold, steps=(*fold.steps, step))}
     )
     encoded: list[object] = []
+
+    def noting(original: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        def encode(part: Any) -> Any:
+            encoded.append(part)
+            return original(part)
+
+        return encode
+
     for name in ("_baseline", "_step"):
-        original = getattr(checkpoint_codec, name)
-        monkeypatch.setattr(
-            checkpoint_codec,
-            name,
-            lambda part, original=original: encoded.append(part) or original(part),
-        )
+        monkeypatch.setattr(checkpoint_codec, name, noting(getattr(checkpoint_codec, name)))
     written = checkpoint_codec.encode(longer, [1, 2, 3], read)
     assert encoded == [step]  # the new step only
     for kept in (read.checkpoint.settled.baseline, *fold.steps):
@@ -141,22 +145,25 @@ def _set_checkpoint(engine: Engine, data: bytes | None) -> None:
         connection.execute(sa.update(patient_table).values(checkpoint=data))
 
 
+def _targets(*sizes: int) -> list[LesionObservation]:
+    return [lesion(f"T{n}", size) for n, size in enumerate(sizes, start=1)]
+
+
 def _reports() -> list[TimepointReport]:
     """One patient's reports in arrival order: follow-ups resumed from the checkpoint,
     and what is not (a second report of the last date, a new lesion, a late arrival)."""
-    targets = lambda *sizes: [lesion(f"T{n}", s) for n, s in enumerate(sizes, start=1)]  # noqa: E731
     second = report(_day(16), lesion("NT1", None, role=LesionRole.NON_TARGET))
     return [
-        report(_day(0), *targets(40, 30, 22), lesion("NT1", None, role=LesionRole.NON_TARGET)),
-        report(_day(8), *targets(36, 27, 20)),
-        report(_day(16), *targets(30, 22, 17)),
+        report(_day(0), *_targets(40, 30, 22), lesion("NT1", None, role=LesionRole.NON_TARGET)),
+        report(_day(8), *_targets(36, 27, 20)),
+        report(_day(16), *_targets(30, 22, 17)),
         replace(second, source=replace(second.source, uid="second-of-the-day")),
-        report(_day(24), *targets(25, 20, 15)),
-        report(_day(32), *targets(26, 21, 15), lesion("N1", 11, state=LesionState.EQUIVOCAL)),
-        report(_day(40), *targets(32, 25, 19), lesion("N1", 14)),
-        report(_day(12), *targets(33, 24, 18)),  # arrives late
-        report(_day(48), *targets(33, 26, 21), lesion("N1", 15)),
-        report(_day(56), *targets(34, 26, 22), lesion("N1", 15)),
+        report(_day(24), *_targets(25, 20, 15)),
+        report(_day(32), *_targets(26, 21, 15), lesion("N1", 11, state=LesionState.EQUIVOCAL)),
+        report(_day(40), *_targets(32, 25, 19), lesion("N1", 14)),
+        report(_day(12), *_targets(33, 24, 18)),  # arrives late
+        report(_day(48), *_targets(33, 26, 21), lesion("N1", 15)),
+        report(_day(56), *_targets(34, 26, 22), lesion("N1", 15)),
     ]
 
 

@@ -29,8 +29,11 @@ def test_the_output_is_orjsons_own() -> None:
     assert json_bytes.dumps([1], option=orjson.OPT_SORT_KEYS) == b"[1]"
 
 
+def _document(n: int) -> dict[str, str]:
+    return {"reference": f"Observation/{n}"}
+
+
 def test_a_kept_document_holds_about_its_length() -> None:
-    document = lambda n: {"reference": f"Observation/{n}"}  # noqa: E731
-    right_sized = _kept_bytes(lambda n: json_bytes.dumps(document(n)))
+    right_sized = _kept_bytes(lambda n: json_bytes.dumps(_document(n)))
     assert right_sized < 1000 * 200  # ~30 bytes each, with the list and the bytes headers
-    assert _kept_bytes(lambda n: orjson.dumps(document(n))) > right_sized  # what it avoids
+    assert _kept_bytes(lambda n: orjson.dumps(_document(n))) > right_sized  # what it avoids

@@ -31,14 +31,25 @@ FIRST = date(2024, 1, 1)
 
 # Lesions by label: a declared role or none, a site, a Tracking UID or none.
 _POOL = ("T1", "T2", "NT1", "N1", "L1", "L2", "node A", "T3")
+
+
+def _observation(
+    label: str,
+    size: int,
+    role: LesionRole | None,
+    state: LesionState | None,
+    uid: str | None,
+    lung: bool,
+) -> LesionObservation:
+    if label == "node A":
+        return node(label, short=size, uid=uid)
+    if lung:
+        return lesion(label, size, role=role, state=state, uid=uid, site=LUNG)
+    return lesion(label, size, role=role, state=state, uid=uid)
+
+
 observation = st.builds(
-    lambda label, size, role, state, uid, lung: (
-        node(label, short=size, uid=uid)
-        if label == "node A"
-        else lesion(
-            label, size, role=role, state=state, uid=uid, **({"site": LUNG} if lung else {})
-        )
-    ),
+    _observation,
     st.sampled_from(_POOL),
     st.integers(min_value=3, max_value=80),
     st.sampled_from([None, None, LesionRole.TARGET, LesionRole.NON_TARGET, LesionRole.NEW]),
@@ -63,7 +74,9 @@ PARAMS = (AssessmentParameters(), AssessmentParameters(mrecist_pd_5mm=True, conf
 SIZE_RULES = (lambda _p: recist11.RULES, mrecist.rules)
 
 
-def _reports(found: list[list[tuple[list[LesionObservation], ClinicalSetting | None]]]) -> list:
+def _reports(
+    found: list[list[tuple[list[LesionObservation], ClinicalSetting | None]]],
+) -> list[TimepointReport]:
     reports: list[TimepointReport] = []
     for index, same_day in enumerate(found):
         day = (FIRST + timedelta(weeks=8 * index)).isoformat()
