@@ -547,9 +547,7 @@ class Store:
         self, patient: PatientIdentity, tenant: str, documents: Sequence[AnyRow]
     ) -> list[TimepointReport]:
         """The reports of the *documents* rows, each decoded once per process."""
-        # A document never changes: its uid and content digest name what it decodes to
-        # (with when it was received, for tests that give made-up digests).
-        keys = {row.id: (tenant, patient, *row) for row in documents}
+        keys = {row.id: _decoded_key(tenant, patient, *row) for row in documents}
         found = {
             document_id: report
             for document_id, key in keys.items()
@@ -923,6 +921,18 @@ class Store:
         document_id: int | None = found.scalar_one_or_none()
         if document_id is None:
             return False
+        # What the row decodes to is *report* (lesion_codec is exact): a history read
+        # later in this process (this request's assessment) does not decode it again.
+        # If this transaction rolls back, the key names a row that is never read.
+        key = _decoded_key(
+            tenant,
+            report.patient,
+            document_id,
+            report.source.uid,
+            digest,
+            document_row["received_at"],
+        )
+        _DECODED_REPORTS.put(key, report)
         if not report.lesions:
             return True
         lesion_rows = [
@@ -1016,6 +1026,20 @@ _DECODED_REPORTS: BoundedCache[TimepointReport] = BoundedCache(512)
 _CHECKPOINTS: BoundedCache[checkpoint_codec.Stored] = BoundedCache(
     1024, weight=lambda kept: 1 + len(kept.data) // 4096
 )
+
+
+def _decoded_key(
+    tenant: str,
+    patient: PatientIdentity,
+    document_id: int,
+    uid: str,
+    digest: str,
+    received_at: datetime,
+) -> tuple[Any, ...]:
+    """The :data:`_DECODED_REPORTS` key of a document row. A document never changes:
+    its uid and content digest name what it decodes to, with when it was received (tests
+    give made-up digests; a row id is reused after a rollback on SQLite)."""
+    return (tenant, patient, document_id, uid, digest, received_at)
 
 
 def forget_decoded_documents() -> None:

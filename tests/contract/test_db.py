@@ -24,6 +24,7 @@ from service.adapters.db import (
     FhirRecord,
     StoredResult,
     create_engine,
+    forget_decoded_documents,
     head_revision,
     migrate,
     open_store,
@@ -135,6 +136,13 @@ def add(engine: Engine, report: TimepointReport, digest: str, tenant: str = "def
 
 
 def stored_reports(engine: Engine, tenant: str = "default") -> list[TimepointReport]:
+    """The patient's reports decoded from their rows, as another process reads them (this
+    one keeps what it stored or decoded: :func:`read_here`)."""
+    forget_decoded_documents()
+    return read_here(engine, tenant)
+
+
+def read_here(engine: Engine, tenant: str = "default") -> list[TimepointReport]:
     with open_store(engine) as store:
         return store.reports(PATIENT, tenant)
 
@@ -198,9 +206,30 @@ def test_a_history_read_again_is_not_decoded_again(db: Engine) -> None:
     assert add(db, older, "d-older")
     first = stored_reports(db)
     assert add(db, newer, "d-newer")
-    second = stored_reports(db)
+    second = read_here(db)
     assert first == [older] and second == [older, newer]
     assert second[0] is first[0]
+
+
+def test_a_report_just_stored_is_read_as_it_was_given(db: Engine) -> None:
+    """The process that stores a report does not decode it again (issue 7): what it
+    reads is the report it stored, which another process decodes equal to it."""
+    older, newer = rich_report(), rich_report("1.2.826.0.1.2", BASELINE + timedelta(days=60))
+    assert add(db, older, "d-older") and add(db, newer, "d-newer")
+    here = read_here(db)
+    assert here[0] is older and here[1] is newer
+    assert stored_reports(db) == here
+
+
+def test_a_report_whose_transaction_rolled_back_is_not_read(db: Engine) -> None:
+    """SQLite gives the next document the id of one rolled back: its uid, digest and
+    time of receipt tell them apart."""
+    rolled_back = replace(rich_report(), label="never stored")
+    with pytest.raises(RuntimeError), open_store(db) as store:
+        store.add_report(rolled_back, "d1")
+        raise RuntimeError("the request fails after storing")
+    assert add(db, rich_report(), "d1")
+    assert read_here(db) == [rich_report()]
 
 
 def test_what_was_decoded_is_not_taken_for_another_database(db: Engine, tmp_path: Path) -> None:
