@@ -93,7 +93,12 @@ _IDENTITY = sa.and_(
     schema.patient.c.value == sa.bindparam("value"),
 )
 _PATIENT_ID = sa.select(schema.patient.c.id).where(_IDENTITY)
-_LOCK_PATIENT = _PATIENT_ID.with_for_update(key_share=True)
+# With its checkpoint, which the lock keeps as read until the transaction ends.
+_LOCK_PATIENT = (
+    sa.select(schema.patient.c.id, schema.patient.c.checkpoint)
+    .where(_IDENTITY)
+    .with_for_update(key_share=True)
+)
 _CHECKPOINT = sa.select(schema.patient.c.checkpoint).where(_IDENTITY)
 _SAVE_CHECKPOINT = (
     sa.update(schema.patient)
@@ -404,8 +409,10 @@ class Store:
     and is dropped with it. It remembers the ids of the patients it found or inserted,
     which hold meanwhile: patients are never deleted, and a savepoint of its own that
     rolls back (one around each report it adds: all of it or none) forgets the ids
-    learnt inside it. An insert that a concurrent transaction's row refuses is skipped
-    (ON CONFLICT DO NOTHING), not an error, so single statements need no savepoint.
+    learnt inside it; so does what it knows of the checkpoint of a patient it holds
+    (locked or inserted: :meth:`lock_patient` reads it with the lock). An insert that
+    a concurrent transaction's row refuses is skipped (ON CONFLICT DO NOTHING), not an
+    error, so single statements need no savepoint.
     """
 
     def __init__(self, connection: Connection) -> None:
@@ -414,6 +421,9 @@ class Store:
         self._patient_ids: dict[tuple[str, PatientIdentity], int] = {}
         # The checkpoint of each patient read or written in this transaction.
         self._checkpoints_read: dict[tuple[str, PatientIdentity], checkpoint_codec.Stored] = {}
+        # The checkpoint column of each patient this transaction holds (locked, inserted):
+        # no other transaction changes it before this one ends.
+        self._held_checkpoints: dict[tuple[str, PatientIdentity], bytes | None] = {}
 
     def ping(self) -> None:
         """Fail unless the database answers."""
@@ -511,13 +521,19 @@ class Store:
             _SAVE_CHECKPOINT, {"patient_id": patient_id, "checkpoint": stored.data}
         )
         self._checkpoints_read[key] = stored
+        if key in self._held_checkpoints:
+            self._held_checkpoints[key] = stored.data
         _CHECKPOINTS.put(key, stored)
 
     def _checkpoint(self, patient: PatientIdentity, tenant: str) -> checkpoint_codec.Stored | None:
         """The patient's stored checkpoint, if any is readable."""
         key = (tenant, patient)
-        found = self._connection.execute(_CHECKPOINT, _identity(patient, tenant))
-        data: bytes | None = found.scalar_one_or_none()
+        data: bytes | None
+        if key in self._held_checkpoints:
+            data = self._held_checkpoints[key]
+        else:
+            found = self._connection.execute(_CHECKPOINT, _identity(patient, tenant))
+            data = found.scalar_one_or_none()
         self._checkpoints_read.pop(key, None)
         if data is None:
             return None
@@ -624,17 +640,18 @@ class Store:
         body: bytes,
         tenant: str = DEFAULT_TENANT,
     ) -> StoredResult:
-        """Keep *body* as the output for *patient* on *day*; a new digest bumps the version."""
+        """Keep *body* as the output for *patient* on *day*; a new digest bumps the version.
+
+        The row is inserted first (ON CONFLICT DO NOTHING) and read, locked, only when it
+        was there: a new timepoint, each report's usual case, takes one statement."""
         patient_id = self._patient_id(patient, tenant)
         if patient_id is None:
             raise NotFound("no such patient")
+        inserted = self._insert_result(patient_id, day, digest, body)
+        if inserted is not None:
+            return inserted
         current = self._locked_result(patient_id, day)
-        if current is None:
-            inserted = self._insert_result(patient_id, day, digest, body)
-            if inserted is not None:
-                return inserted
-            current = self._locked_result(patient_id, day)
-            assert current is not None  # the insert lost a race to this row
+        assert current is not None  # stored before, by this transaction or a committed one
         if current.digest == digest:
             return StoredResult(current.version, current.issued, changed=False)
         updated = StoredResult(current.version + 1, _now(), changed=True)
@@ -867,10 +884,16 @@ class Store:
         key = (tenant, patient)
         if not lock and key in self._patient_ids:
             return self._patient_ids[key]
-        query = _LOCK_PATIENT if lock else _PATIENT_ID
-        found: int | None = self._connection.execute(
-            query, _identity(patient, tenant)
-        ).scalar_one_or_none()
+        found: int | None
+        if lock:
+            row = self._connection.execute(_LOCK_PATIENT, _identity(patient, tenant)).one_or_none()
+            found = None if row is None else row.id
+            if row is not None:
+                self._held_checkpoints[key] = row.checkpoint
+        else:
+            found = self._connection.execute(
+                _PATIENT_ID, _identity(patient, tenant)
+            ).scalar_one_or_none()
         if found is not None:
             self._patient_ids[key] = found
         return found
@@ -890,17 +913,19 @@ class Store:
                 raise Unavailable("the patient is being stored; try again")
             return found
         self._patient_ids[tenant, patient] = inserted
+        self._held_checkpoints[tenant, patient] = None  # a new row: none yet
         return inserted
 
     @contextmanager
     def _savepoint(self) -> Iterator[None]:
-        """A savepoint; rolled back, it also forgets the patient ids learnt inside it."""
-        known = dict(self._patient_ids)
+        """A savepoint; rolled back, it also forgets the patient ids and checkpoints learnt
+        inside it."""
+        known, held = dict(self._patient_ids), dict(self._held_checkpoints)
         try:
             with self._connection.begin_nested():
                 yield
         except BaseException:
-            self._patient_ids = known
+            self._patient_ids, self._held_checkpoints = known, held
             raise
 
     def _insert_report(
@@ -959,7 +984,7 @@ class Store:
     def _insert_result(
         self, patient_id: int, day: date, digest: str, body: bytes
     ) -> StoredResult | None:
-        """Insert version 1; None if a concurrent transaction inserted the row first."""
+        """Insert version 1; None, inserting nothing, if the row is stored already."""
         stored = StoredResult(1, _now(), changed=True)
         row = {
             "patient_id": patient_id,

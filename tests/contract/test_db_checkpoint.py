@@ -222,3 +222,30 @@ def test_a_resumed_ingest_decodes_no_document(
     db.forget_decoded_documents()
     _ingest(migrated_engine, reports[2], ())  # without a checkpoint: every document
     assert len(read) == 3
+
+
+def test_the_checkpoint_is_read_with_the_patient_lock(migrated_engine: Engine) -> None:
+    """An ingest holds its patient (lock_patient) and reads the checkpoint in that
+    statement: one round trip less, on PostgreSQL (issue 7); the answer is the one a
+    checkpoint read on its own gives."""
+    reports = _reports()[:3]
+    for found in reports[:2]:
+        _ingest(migrated_engine, found, ())
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        statements.append(" ".join(statement.split()))
+
+    sa.event.listen(migrated_engine, "before_cursor_execute", seen)
+    try:
+        answer = _ingest(migrated_engine, reports[2], ())
+    finally:
+        sa.event.remove(migrated_engine, "before_cursor_execute", seen)
+    reads = [s for s in statements if s.startswith("SELECT") and "patient.checkpoint" in s]
+    assert len(reads) == 1 and reads[0].startswith("SELECT patient.id, patient.checkpoint")
+    if migrated_engine.dialect.name == "postgresql":
+        assert reads[0].endswith("FOR NO KEY UPDATE")
+    with db.open_store(migrated_engine) as store:  # no lock: the checkpoint on its own
+        resumed = store.history(reports[2].patient)
+    assert resumed.checkpoint is not None and resumed.reports == []
+    assert answer == _ingest(migrated_engine, reports[2], ())  # a re-delivery, as stored
