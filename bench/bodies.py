@@ -6,12 +6,14 @@ StudyInstanceUID and SOP Instance UID, so each request is a new patient and a ne
 document (no re-delivery shortcut, contract section 4). The content tree is left
 as raw bytes by pydicom and written back untouched, which keeps generation at about
 a millisecond per body.
+
+A :class:`Supply` keeps them on disk for wrk (``rotate.lua``) and writes more as the
+runs need them: a stateful server never gets a body twice, however fast it is.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from pydicom.dataset import Dataset
@@ -60,18 +62,24 @@ def stamp(sr: Dataset, patient_id: str, study_date: str | None = None) -> bytes:
     return sr_bytes(sr)
 
 
-def distinct_srs(count: int, lesion_count: int = 10, prefix: str = "BENCH") -> Iterator[bytes]:
-    """*count* SRs of *lesion_count* lesions, each of its own patient."""
+def distinct_srs(
+    count: int, lesion_count: int = 10, prefix: str = "BENCH", start: int = 0
+) -> Iterator[bytes]:
+    """*count* SRs of *lesion_count* lesions, each of its own patient (numbered from
+    *start*)."""
     sr = template(lesion_count)
-    for index in range(count):
+    for index in range(start, start + count):
         yield stamp(sr, f"{prefix}-{index:07d}")
 
 
-def distinct_bundles(count: int, lesion_count: int = 10, prefix: str = "BUNDLE") -> Iterator[bytes]:
+def distinct_bundles(
+    count: int, lesion_count: int = 10, prefix: str = "BUNDLE", start: int = 0
+) -> Iterator[bytes]:
     """*count* FHIR transaction Bundles of one timepoint with *lesion_count* target
-    lesions (a long axis Observation each), each of its own patient."""
+    lesions (a long axis Observation each), each of its own patient (numbered from
+    *start*)."""
     sizes = [(f"T{n}", 10.0 + n) for n in range(1, lesion_count + 1)]
-    for index in range(count):
+    for index in range(start, start + count):
         bundle = measurement_bundle(f"{prefix}-{index:07d}", "2024-01-05", sizes)
         yield fhir_writer.dumps(bundle)
 
@@ -85,25 +93,57 @@ def stow_body(parts: Sequence[bytes]) -> bytes:
     return b"".join(chunks) + f"--{STOW_BOUNDARY}--\r\n".encode()
 
 
-@dataclass(frozen=True)
-class BodySet:
-    """Bodies on disk: *listing* names one body file per line (read by rotate.lua)."""
-
-    listing: Path
-    count: int
-    mean_bytes: float
+def distinct_stow_bodies(
+    count: int, lesion_count: int = 10, prefix: str = "BENCH", start: int = 0
+) -> Iterator[bytes]:
+    """:func:`distinct_srs`, each in a STOW-RS request body of its own."""
+    return (stow_body([sr]) for sr in distinct_srs(count, lesion_count, prefix, start))
 
 
-def write_bodies(directory: Path, bodies: Iterator[bytes], suffix: str) -> BodySet:
-    """Write every body to its own file under *directory* and list them."""
-    directory.mkdir(parents=True, exist_ok=True)
-    names: list[str] = []
-    total = 0
-    for index, body in enumerate(bodies):
-        path = directory / f"{index:07d}.{suffix}"
-        path.write_bytes(body)
-        names.append(str(path))
-        total += len(body)
-    listing = directory / "bodies.txt"
-    listing.write_text("\n".join(names) + "\n")
-    return BodySet(listing, len(names), total / max(len(names), 1))
+# The bodies a Supply writes: (count, lesion count, first number) -> bodies.
+Make = Callable[[int, int, int], Iterator[bytes]]
+KINDS: dict[str, tuple[Make, str]] = {
+    "sr": (lambda count, lesions, start: distinct_srs(count, lesions, start=start), "dcm"),
+    "bundle": (
+        lambda count, lesions, start: distinct_bundles(count, lesions, start=start),
+        "json",
+    ),
+    "stow": (
+        lambda count, lesions, start: distinct_stow_bodies(count, lesions, start=start),
+        "mime",
+    ),
+}
+
+
+class Supply:
+    """Distinct bodies of one *kind* (:data:`KINDS`) under *directory*, each in a file
+    of its own; *listing* names them one per line (read by rotate.lua at each wrk run).
+    :meth:`extend` writes more, never one already written."""
+
+    def __init__(self, directory: Path, kind: str, lesion_count: int, count: int) -> None:
+        self.directory = directory
+        self.kind = kind
+        self.lesion_count = lesion_count
+        self.listing = directory / "bodies.txt"
+        self.count = 0
+        self.total_bytes = 0
+        directory.mkdir(parents=True, exist_ok=True)
+        self.listing.write_text("")
+        self.extend(count)
+
+    @property
+    def mean_bytes(self) -> float:
+        return self.total_bytes / max(self.count, 1)
+
+    def extend(self, more: int) -> None:
+        """Write *more* bodies after those written."""
+        make, suffix = KINDS[self.kind]
+        names: list[str] = []
+        for index, body in enumerate(make(more, self.lesion_count, self.count), self.count):
+            path = self.directory / f"{index:07d}.{suffix}"
+            path.write_bytes(body)
+            names.append(f"{path}\n")
+            self.total_bytes += len(body)
+        with self.listing.open("a") as listing:
+            listing.writelines(names)
+        self.count += len(names)

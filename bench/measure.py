@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from bench import procstat, wrk
+from bench.bodies import Supply
 
 
 @dataclass(frozen=True)
@@ -22,16 +23,31 @@ class Protocol:
 
 @dataclass
 class Cursor:
-    """The next body to send; a stateful server never gets the same body twice
-    unless the bodies run out (then ``reused`` counts the repeats)."""
+    """The next body of *supply* to send. Before each run the supply is extended to
+    what the run may send (as fast as the fastest run yet, half again), so that a
+    stateful server never gets the same body twice; ``reused`` counts the repeats
+    sent all the same (a run far faster than those before it), which rotate.lua takes
+    from the start of the listing. A stateless server (the echo) may be given
+    *rotate_only*: the bodies written are sent again and again."""
 
-    bodies: int
+    supply: Supply
+    rotate_only: bool = False
     next: int = 0
     reused: int = 0
+    fastest_rps: float = 0.0
 
-    def advance(self, sent: int) -> None:
+    def reserve(self, seconds: float, connections: int) -> None:
+        """Have bodies enough for a run of *seconds* on *connections*."""
+        if self.rotate_only:
+            return
+        wanted = self.next + int(1.5 * self.fastest_rps * seconds) + 2 * connections
+        if wanted > self.supply.count:
+            self.supply.extend(wanted - self.supply.count)
+
+    def advance(self, sent: int, rps: float) -> None:
         self.next += sent
-        self.reused = max(0, self.next - self.bodies)
+        self.fastest_rps = max(self.fastest_rps, rps)
+        self.reused = max(0, self.next - self.supply.count)
 
 
 @dataclass
@@ -55,6 +71,7 @@ def load_run(
     pid: int, load: wrk.Load, cursor: Cursor, seconds: float, connections: int, delay_ms: float
 ) -> dict[str, Any]:
     """One wrk run with the server's CPU time over it."""
+    cursor.reserve(seconds, connections)
     before = procstat.cpu_seconds(pid)
     result = wrk.run(
         load,
@@ -65,7 +82,7 @@ def load_run(
     )
     cpu = procstat.cpu_seconds(pid) - before
     # Requests still in flight when wrk stops were sent too: skip past them.
-    cursor.advance(result.requests + connections)
+    cursor.advance(result.requests + connections, result.rps)
     return {
         **result.as_dict(),
         "cpu_ms_per_request": 1e3 * cpu / max(result.requests, 1),

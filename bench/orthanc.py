@@ -4,7 +4,8 @@ Orthanc 1.10 binds every interface, so it runs in a private network namespace
 (``unshare -rn``) where only its own loopback exists; wrk runs in the same namespace.
 :func:`measure_in_namespace` re-runs this module as ``python -m bench.orthanc`` there
 and reads back the figures it writes as JSON. Index and storage are SQLite and files
-in a temporary directory (Orthanc's defaults otherwise).
+in a temporary directory (Orthanc's defaults otherwise). The SRs are distinct STOW-RS
+bodies (:class:`bodies.Supply`), as many as the runs send: Orthanc stores each once.
 """
 
 from __future__ import annotations
@@ -35,13 +36,14 @@ def missing() -> str | None:
 
 
 def measure_in_namespace(
-    workdir: Path, listing: Path, count: int, protocol: measure.Protocol
+    workdir: Path, lesions: int, count: int, protocol: measure.Protocol
 ) -> dict[str, Any]:
-    """Run :func:`main` in a new user + network namespace; its figures."""
+    """Run :func:`main` in a new user + network namespace, with *count* STOW-RS bodies
+    of *lesions* lesions to start with; its figures."""
     out = workdir / "orthanc.json"
     command = [
         "unshare", "-rn", sys.executable, "-m", "bench.orthanc",
-        "--workdir", str(workdir), "--listing", str(listing), "--count", str(count),
+        "--workdir", str(workdir), "--lesions", str(lesions), "--count", str(count),
         "--out", str(out), "--protocol", json.dumps(dataclasses.asdict(protocol)),
     ]  # fmt: skip
     timeout = 120 + (protocol.warmup_s + protocol.runs * protocol.run_s) * 2
@@ -70,7 +72,7 @@ def _config(workdir: Path) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--workdir", type=Path, required=True)
-    parser.add_argument("--listing", type=Path, required=True)
+    parser.add_argument("--lesions", type=int, required=True)
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--protocol", required=True)
@@ -82,14 +84,15 @@ def main() -> None:
         f"http://127.0.0.1:{PORT}/system",
         args.workdir / "orthanc.log",
     )
+    stow = bodies.Supply(args.workdir / "stow", "stow", args.lesions, args.count)
     load = wrk.Load(
         f"http://127.0.0.1:{PORT}/dicom-web/studies",
-        args.listing,
+        stow.listing,
         bodies.STOW_CONTENT_TYPE,
         accept="application/dicom+json",
     )
     with orthanc:
-        figures = measure.measure(orthanc.pid, load, measure.Cursor(args.count), protocol)
+        figures = measure.measure(orthanc.pid, load, measure.Cursor(stow), protocol)
     args.out.write_text(json.dumps(figures.as_dict()))
 
 

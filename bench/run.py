@@ -87,16 +87,16 @@ def accepts_bundles(base: str) -> bool:
 
 
 def http_phase(work: Path, args: argparse.Namespace, protocol: measure.Protocol) -> dict[str, Any]:
-    srs = bodies.write_bodies(work / "sr", bodies.distinct_srs(args.bodies, args.lesions), "dcm")
-    result: dict[str, Any] = {"sr_bodies": srs.count, "sr_mean_bytes": srs.mean_bytes}
+    srs = bodies.Supply(work / "sr", "sr", args.lesions, args.bodies)
     with servers.service(work) as service, servers.echo(work) as echo:
         base = servers.base_url(service)
         sr_load = wrk.Load(f"{base}/assessments", srs.listing, DICOM)
         echo_load = wrk.Load(f"{servers.base_url(echo)}/echo", srs.listing, DICOM)
-        cursor = measure.Cursor(srs.count)
+        cursor = measure.Cursor(srs)
         sr = measure.measure(service.pid, sr_load, cursor, protocol)
-        bare = measure.measure(echo.pid, echo_load, measure.Cursor(srs.count), protocol)
+        bare = measure.measure(echo.pid, echo_load, measure.Cursor(srs, rotate_only=True), protocol)
         half = measure.half_saturation(service.pid, sr_load, cursor, protocol, sr.rps)
+        result: dict[str, Any] = {"sr_bodies": srs.count, "sr_mean_bytes": srs.mean_bytes}
         result.update(
             sr=sr.as_dict(),
             echo=bare.as_dict(),
@@ -117,13 +117,11 @@ def bundle_phase(
 ) -> dict[str, Any]:
     """The service and the echo driven with distinct FHIR Bundles of *args.lesions*
     measurements (one patient each)."""
-    found = bodies.write_bodies(
-        work / "bundle", bodies.distinct_bundles(args.bodies, args.lesions), "json"
-    )
+    found = bodies.Supply(work / "bundle", "bundle", args.lesions, args.bodies)
     bundle_load = wrk.Load(f"{servers.base_url(service)}/assessments", found.listing, FHIR_JSON)
     echo_load = wrk.Load(f"{servers.base_url(echo)}/echo", found.listing, FHIR_JSON)
-    bundle = measure.measure(service.pid, bundle_load, measure.Cursor(found.count), protocol)
-    bare = measure.measure(echo.pid, echo_load, measure.Cursor(found.count), protocol)
+    bundle = measure.measure(service.pid, bundle_load, measure.Cursor(found), protocol)
+    bare = measure.measure(echo.pid, echo_load, measure.Cursor(found, rotate_only=True), protocol)
     return {
         "bundle_bodies": found.count,
         "bundle_mean_bytes": found.mean_bytes,
@@ -136,12 +134,7 @@ def orthanc_phase(work: Path, args: argparse.Namespace, protocol: measure.Protoc
     why = orthanc.missing()
     if why:
         return {"skipped": why}
-    stow = bodies.write_bodies(
-        work / "stow",
-        (bodies.stow_body([sr]) for sr in bodies.distinct_srs(args.bodies, args.lesions)),
-        "mime",
-    )
-    return orthanc.measure_in_namespace(work, stow.listing, stow.count, protocol)
+    return orthanc.measure_in_namespace(work, args.lesions, args.bodies, protocol)
 
 
 def inprocess_phase(work: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -260,7 +253,9 @@ def ratios(found: dict[str, Any]) -> list[Ratio]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--bodies", type=int, default=4000, help="distinct SR bodies")
+    parser.add_argument(
+        "--bodies", type=int, default=4000, help="distinct bodies per target to start with"
+    )
     parser.add_argument("--lesions", type=int, default=10, help="lesions per SR body")
     parser.add_argument("--seconds", type=float, default=10, help="length of one wrk run")
     parser.add_argument("--warmup", type=float, default=3, help="warm-up seconds")
@@ -323,6 +318,9 @@ def report(found: dict[str, Any]) -> None:
     for ratio in found["ratios"]:
         line = Ratio(*(ratio[k] for k in ("name", "value", "op", "target", "note"))).line()
         print(line + (f"  [{ratio['note']}]" if ratio["note"] else ""))
+    for name, fig in [*rows, ("Bundle ingest", http.get("bundle", {}))]:
+        if fig.get("bodies_reused") and name != "bare echo":
+            print(f"WARNING: {name} was sent {fig['bodies_reused']} bodies twice (re-deliveries)")
 
 
 if __name__ == "__main__":

@@ -64,12 +64,14 @@ def test_a_report_without_latency_distribution_is_refused():
 
 
 def test_bodies_are_distinct_readable_measurement_reports(tmp_path):
-    written = bodies.write_bodies(tmp_path, bodies.distinct_srs(3, lesion_count=2), "dcm")
+    written = bodies.Supply(tmp_path, "sr", 2, 3)
+    written.extend(2)  # more, none of them seen before
     paths = written.listing.read_text().split()
-    assert written.count == len(paths) == 3
+    assert written.count == len(paths) == len(set(paths)) == 5
     datasets = [dcmread(path) for path in paths]
-    assert len({ds.PatientID for ds in datasets}) == 3
-    assert len({ds.SOPInstanceUID for ds in datasets}) == 3
+    assert len({ds.PatientID for ds in datasets}) == 5
+    assert len({ds.SOPInstanceUID for ds in datasets}) == 5
+    assert len({ds.StudyInstanceUID for ds in datasets}) == 5
     for path, ds in zip(paths, datasets, strict=True):
         assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
         report = sr_reader.read_sr(sr_reader.parse_dicom(Path(path).read_bytes()))
@@ -98,12 +100,34 @@ def test_process_figures_of_this_process():
     assert 1 < procstat.peak_rss_mb(os.getpid()) < 10_000
 
 
-def test_cursor_counts_reused_bodies():
-    cursor = measure.Cursor(bodies=10)
-    cursor.advance(8)
-    assert (cursor.next, cursor.reused) == (8, 0)
-    cursor.advance(5)
-    assert (cursor.next, cursor.reused) == (13, 3)
+@pytest.mark.parametrize("kind", sorted(bodies.KINDS))
+def test_every_kind_of_body_is_distinct(tmp_path, kind):
+    written = bodies.Supply(tmp_path, kind, 1, 2)
+    written.extend(1)
+    contents = [Path(path).read_bytes() for path in written.listing.read_text().split()]
+    assert len(set(contents)) == 3 and written.mean_bytes > 0
+
+
+def test_cursor_writes_the_bodies_a_run_may_send(tmp_path):
+    """A run is given bodies for 1.5 x the fastest rate seen, plus two per connection;
+    a run faster still sends some twice, and says so."""
+    supply = bodies.Supply(tmp_path, "bundle", 1, 10)
+    cursor = measure.Cursor(supply)
+    cursor.reserve(seconds=1, connections=2)  # no rate known yet: what is written
+    assert supply.count == 10
+    cursor.advance(8, rps=6.0)
+    cursor.reserve(seconds=2, connections=2)  # 8 + 1.5 x 6 x 2 + 4
+    assert supply.count == 30 and cursor.reused == 0
+    cursor.advance(25, rps=12.0)
+    assert (cursor.next, cursor.reused) == (33, 3)
+
+
+def test_a_stateless_server_gets_the_bodies_written_again(tmp_path):
+    supply = bodies.Supply(tmp_path, "bundle", 1, 4)
+    cursor = measure.Cursor(supply, rotate_only=True)
+    cursor.advance(3, rps=100.0)
+    cursor.reserve(seconds=10, connections=8)
+    assert supply.count == 4
 
 
 @pytest.mark.parametrize(
@@ -201,7 +225,7 @@ def test_wrk_waits_exponential_times_of_the_mean_delay(tmp_path):
     """One connection waiting 50 ms on average after each answer sends ~40 requests in
     2 s, at intervals as dispersed as a Poisson stream's (coefficient of variation ~1;
     a fixed wait gives ~0)."""
-    written = bodies.write_bodies(tmp_path / "b", bodies.distinct_srs(3, 1, prefix="WRK"), "dcm")
+    written = bodies.Supply(tmp_path / "b", "sr", 1, 3)
     _Arrivals.seen = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Arrivals)
     threading.Thread(target=server.serve_forever, daemon=True).start()
