@@ -416,8 +416,8 @@ def _timepoint(
     """
     notes = commentary(history, assessments, day, advice)
     resources = fhir_writer.timepoint_resources(history, assessments, day, notes)
-    body = fhir_writer.dumps({"resources": resources})
-    stored = store.put_result(history.patient, day, digest(body), body, tenant)
+    content = digest(fhir_writer.dumps({"resources": resources}))
+    stored = store.put_result(history.patient, day, content, tenant)
     if stored.changed and changed is not None:
         changed.append((tenant, history.patient, day))
     if stored.changed and tally is not None:

@@ -637,17 +637,18 @@ class Store:
         patient: PatientIdentity,
         day: date,
         digest: str,
-        body: bytes,
         tenant: str = DEFAULT_TENANT,
     ) -> StoredResult:
-        """Keep *body* as the output for *patient* on *day*; a new digest bumps the version.
+        """The version of the output for *patient* on *day*, whose content has *digest*: 1
+        when new, bumped when the digest changed. The output itself is its resources in
+        the FHIR index (:meth:`put_resources`).
 
         The row is inserted first (ON CONFLICT DO NOTHING) and read, locked, only when it
         was there: a new timepoint, each report's usual case, takes one statement."""
         patient_id = self._patient_id(patient, tenant)
         if patient_id is None:
             raise NotFound("no such patient")
-        inserted = self._insert_result(patient_id, day, digest, body)
+        inserted = self._insert_result(patient_id, day, digest)
         if inserted is not None:
             return inserted
         current = self._locked_result(patient_id, day)
@@ -662,26 +663,9 @@ class Store:
                 "version": updated.version,
                 "issued": updated.issued,
                 "digest": digest,
-                "body": body,
             },
         )
         return updated
-
-    def result(
-        self, patient: PatientIdentity, day: date, tenant: str = DEFAULT_TENANT
-    ) -> tuple[StoredResult, bytes]:
-        """The stored output for *patient* on *day*."""
-        audit.note_patient(patient)
-        r = schema.timepoint_result
-        row = self._connection.execute(
-            sa.select(r.c.version, r.c.issued, r.c.body)
-            .join(schema.patient)
-            .where(_IDENTITY, r.c.imaging_date == day),
-            _identity(patient, tenant),
-        ).one_or_none()
-        if row is None:
-            raise NotFound(f"no result for this patient on {day.isoformat()}")
-        return StoredResult(row.version, row.issued, changed=False), bytes(row.body)
 
     def put_resource(
         self, record: FhirRecord, version: int | None = None, tenant: str = DEFAULT_TENANT
@@ -981,9 +965,7 @@ class Store:
         slot = {"patient_id": patient_id, "day": day}
         return self._connection.execute(_LOCK_RESULT, slot).one_or_none()
 
-    def _insert_result(
-        self, patient_id: int, day: date, digest: str, body: bytes
-    ) -> StoredResult | None:
+    def _insert_result(self, patient_id: int, day: date, digest: str) -> StoredResult | None:
         """Insert version 1; None, inserting nothing, if the row is stored already."""
         stored = StoredResult(1, _now(), changed=True)
         row = {
@@ -992,7 +974,6 @@ class Store:
             "version": stored.version,
             "digest": digest,
             "issued": stored.issued,
-            "body": body,
         }
         found = self._connection.execute(_INSERT_RESULT[self._dialect], row)
         return None if found.scalar_one_or_none() is None else stored

@@ -166,7 +166,6 @@ timepoint_result = sa.Table(
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("digest", sa.String(128), nullable=False),
     sa.Column("issued", UtcDateTime, nullable=False),
-    sa.Column("body", sa.LargeBinary, nullable=False),
     sa.PrimaryKeyConstraint("id", name="pk_timepoint_result"),
     sa.ForeignKeyConstraint(
         ["patient_id"], ["patient.id"], name="fk_timepoint_result_patient", ondelete="CASCADE"

@@ -168,7 +168,7 @@ def test_migrate_twice_gives_the_schema_of_the_metadata(engine: Engine) -> None:
     with engine.connect() as connection:
         context = MigrationContext.configure(connection)
         assert compare_metadata(context, metadata) == []
-        assert context.get_current_revision() == head_revision() == "0007"
+        assert context.get_current_revision() == head_revision() == "0008"
 
 
 def test_ping(db: Engine) -> None:
@@ -288,7 +288,7 @@ def test_a_study_stored_under_another_patient_is_an_identity_conflict(db: Engine
 def test_an_exception_inside_open_store_rolls_everything_back(db: Engine) -> None:
     with pytest.raises(RuntimeError, match="boom"), open_store(db) as store:
         store.add_report(rich_report(), "d1")
-        store.put_result(PATIENT, BASELINE, "r1", b"{}")
+        store.put_result(PATIENT, BASELINE, "r1")
         raise RuntimeError("boom")
     assert set(row_counts(db).values()) == {0}
 
@@ -309,26 +309,28 @@ def test_tenants_are_stored_independently(db: Engine) -> None:
 def test_put_result_versions_on_a_new_digest_only(db: Engine) -> None:
     add(db, rich_report(), "d1")
     with open_store(db) as store:
-        first = store.put_result(PATIENT, BASELINE, "r1", b"one")
+        first = store.put_result(PATIENT, BASELINE, "r1")
     with open_store(db) as store:
-        again = store.put_result(PATIENT, BASELINE, "r1", b"one")
+        again = store.put_result(PATIENT, BASELINE, "r1")
     with open_store(db) as store:
-        second = store.put_result(PATIENT, BASELINE, "r2", b"two")
-        stored = store.result(PATIENT, BASELINE)
+        second = store.put_result(PATIENT, BASELINE, "r2")
+    with open_store(db) as store:
+        kept = store.put_result(PATIENT, BASELINE, "r2")
+        other_day = store.put_result(PATIENT, BASELINE + timedelta(days=1), "r2")
     assert (first.version, first.changed) == (1, True)
     assert first.issued.utcoffset() == timedelta(0)
     assert again == StoredResult(1, first.issued, changed=False)
     assert (second.version, second.changed) == (2, True)
     assert second.issued >= first.issued
-    assert stored == (StoredResult(2, second.issued, changed=False), b"two")
+    assert kept == StoredResult(2, second.issued, changed=False)
+    assert (other_day.version, other_day.changed) == (1, True)
+    assert row_counts(db)["timepoint_result"] == 2
 
 
-def test_results_of_unknown_patients_or_days_are_not_found(db: Engine) -> None:
+def test_results_of_unknown_patients_are_not_found(db: Engine) -> None:
     with pytest.raises(NotFound), open_store(db) as store:
-        store.put_result(PATIENT, BASELINE, "r1", b"{}")
-    add(db, rich_report(), "d1")
-    with pytest.raises(NotFound), open_store(db) as store:
-        store.result(PATIENT, BASELINE)
+        store.put_result(PATIENT, BASELINE, "r1")
+    assert row_counts(db)["timepoint_result"] == 0
 
 
 def test_non_finite_numbers_are_refused_by_the_database(db: Engine) -> None:
@@ -351,7 +353,7 @@ def test_a_patient_inserted_with_a_report_the_database_refused_is_inserted_again
         with pytest.raises(IntegrityError):  # its savepoint takes the new patient row along
             store.add_report(refused, "d1")
         assert store.add_report(plain_report(), "d2")
-        store.put_result(PATIENT, plain_report().date, "r1", b"{}")
+        store.put_result(PATIENT, plain_report().date, "r1")
     assert stored_reports(db) == [plain_report()]
     assert row_counts(db)["patient"] == 1
 

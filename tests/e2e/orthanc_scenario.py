@@ -31,7 +31,6 @@ from typing import Any
 import httpx
 
 from service.adapters import db
-from service.domain.errors import NotFound
 from service.domain.model import DEFAULT_PATIENT_SYSTEM, PatientIdentity
 from tests.e2e.conftest import free_port, running_server
 from tests.sr_factory import LesionSpec, make_sr, sr_bytes
@@ -78,15 +77,19 @@ def _wait(url: str, process: subprocess.Popen[bytes]) -> None:
 
 
 def _stored_version(database_url: str, patient_id: str) -> int | None:
+    """The version of the patient's DiagnosticReport of 2024-01-05 (its timepoint
+    result's), None when there is none."""
     engine = db.create_engine(database_url)
+    day = date(2024, 1, 5)
     try:
         with db.open_store(engine) as store:
-            stored, _body = store.result(
-                PatientIdentity(DEFAULT_PATIENT_SYSTEM, patient_id), date(2024, 1, 5)
+            found = store.search_resources(
+                "DiagnosticReport",
+                patient=PatientIdentity(DEFAULT_PATIENT_SYSTEM, patient_id),
+                since=day,
+                until=day,
             )
-        return stored.version
-    except NotFound:
-        return None
+        return found[0].version if found else None
     finally:
         engine.dispose()
 

@@ -84,12 +84,16 @@ def test_store_commits_and_assesses_before_success(listener: Listener, tmp_path:
     assert "Success" in result.stdout + result.stderr
     # Success came after the commit: the timepoint's report is stored already.
     engine = db.create_engine(listener.database_url)
+    day = date(2024, 1, 5)
     with db.open_store(engine) as store:
-        stored, _body = store.result(
-            PatientIdentity(DEFAULT_PATIENT_SYSTEM, "CSTORE-1"), date(2024, 1, 5)
+        reports = store.search_resources(
+            "DiagnosticReport",
+            patient=PatientIdentity(DEFAULT_PATIENT_SYSTEM, "CSTORE-1"),
+            since=day,
+            until=day,
         )
     engine.dispose()
-    assert stored.version == 1
+    assert [report.version for report in reports] == [1]
     # The same file by HTTP is the same content (storescu wrote its own meta).
     response = httpx.post(
         f"{listener.base}/assessments",
