@@ -48,7 +48,7 @@ def measure(requests: int, lesions: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as workdir:
         ingest = inprocess.Ingest(inprocess.new_engine(Path(workdir) / "steps.db"))
         inprocess.cost(ingest, data[:10])  # warm-up
-        ingest.db_seconds = 0.0
+        ingest.reset()
         whole = inprocess.cost(ingest, data[10:])
         db_ms = 1e3 * ingest.db_seconds / whole.n
     return {

@@ -193,6 +193,10 @@ def test_postgresql_database_share_is_measured_on_a_schema_of_its_own():
     assert found["share"] == pytest.approx(
         found["db_wall_ms_per_request"] / found["request_wall_ms"]
     )
+    assert 0 < found["db_cpu_ms_per_request"] < found["request_cpu_ms"]
+    assert found["cpu_share"] == pytest.approx(
+        found["db_cpu_ms_per_request"] / found["request_cpu_ms"]
+    )
 
 
 def test_an_unreachable_postgresql_is_reported_not_measured():
@@ -262,3 +266,17 @@ def test_summary_centres_single_request_costs():
     costs = [inprocess.Cost(1.0, 2.0, 1), inprocess.Cost(3.0, 4.0, 1), inprocess.Cost(98, 99, 1)]
     assert inprocess.summary(costs, statistics.median) == inprocess.Cost(3.0, 4.0, 3)
     assert inprocess.summary(costs, statistics.fmean) == inprocess.Cost(34.0, 35.0, 3)
+
+
+def test_the_sqlite_database_share_counts_wall_and_cpu_time(tmp_path):
+    ingest = inprocess.Ingest(inprocess.new_engine(tmp_path / "share.db"))
+    data = list(bodies.distinct_srs(5, 2, prefix="SHARE"))
+    inprocess.cost(ingest, data[:1])
+    ingest.reset()
+    found = inprocess.database_share(ingest, inprocess.cost(ingest, data[1:]))
+    assert 0 < found["db_wall_ms_per_request"] < found["request_wall_ms"]
+    assert 0 < found["db_cpu_ms_per_request"] < found["request_cpu_ms"]
+    assert found["cpu_share"] == pytest.approx(
+        found["db_cpu_ms_per_request"] / found["request_cpu_ms"]
+    )
+    ingest.engine.dispose()
