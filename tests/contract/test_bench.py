@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+import sqlite3
 import statistics
 import threading
 import time
@@ -173,6 +174,20 @@ def test_history_growth_measures_both_the_warm_and_the_cold_history(tmp_path):
         figures = found[kind]
         assert figures["cpu_ms_10th"] > 0 and figures["cpu_ms_50th"] > 0
         assert figures["ratio"] == pytest.approx(figures["cpu_ms_50th"] / figures["cpu_ms_10th"])
+
+
+def test_the_wal_is_copied_into_the_database_before_a_timed_request(tmp_path):
+    """The automatic checkpoint must not fall on a timed request (history_growth)."""
+    ingest = inprocess.Ingest(inprocess.new_engine(tmp_path / "wal.db"))
+    ingest(next(bodies.distinct_srs(1, 2, prefix="WAL")))
+    database = tmp_path / "wal.db"
+    before = database.stat().st_size  # the request's pages are in the log only
+    inprocess._checkpoint_wal(ingest.engine)
+    assert database.stat().st_size > before
+    with sqlite3.connect(database) as connection:
+        busy, frames, copied = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    ingest.engine.dispose()
+    assert busy == 0 and frames == copied  # nothing was left to copy
 
 
 def test_memory_added_by_one_request_is_read_from_a_fresh_server(tmp_path):
