@@ -100,18 +100,12 @@ def distinct_stow_bodies(
     return (stow_body([sr]) for sr in distinct_srs(count, lesion_count, prefix, start))
 
 
-# The bodies a Supply writes: (count, lesion count, first number) -> bodies.
-Make = Callable[[int, int, int], Iterator[bytes]]
-KINDS: dict[str, tuple[Make, str]] = {
-    "sr": (lambda count, lesions, start: distinct_srs(count, lesions, start=start), "dcm"),
-    "bundle": (
-        lambda count, lesions, start: distinct_bundles(count, lesions, start=start),
-        "json",
-    ),
-    "stow": (
-        lambda count, lesions, start: distinct_stow_bodies(count, lesions, start=start),
-        "mime",
-    ),
+# The bodies a Supply writes, (count, lesion count, start=first number) -> bodies, and
+# the suffix of their files.
+KINDS: dict[str, tuple[Callable[..., Iterator[bytes]], str]] = {
+    "sr": (distinct_srs, "dcm"),
+    "bundle": (distinct_bundles, "json"),
+    "stow": (distinct_stow_bodies, "mime"),
 }
 
 
@@ -139,7 +133,8 @@ class Supply:
         """Write *more* bodies after those written."""
         make, suffix = KINDS[self.kind]
         names: list[str] = []
-        for index, body in enumerate(make(more, self.lesion_count, self.count), self.count):
+        bodies = make(more, self.lesion_count, start=self.count)
+        for index, body in enumerate(bodies, self.count):
             path = self.directory / f"{index:07d}.{suffix}"
             path.write_bytes(body)
             names.append(f"{path}\n")

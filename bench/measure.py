@@ -28,7 +28,8 @@ class Cursor:
     stateful server never gets the same body twice; ``reused`` counts the repeats
     sent all the same (a run far faster than those before it), which rotate.lua takes
     from the start of the listing. A stateless server (the echo) may be given
-    *rotate_only*: the bodies written are sent again and again."""
+    *rotate_only*: the bodies written are sent again and again, and none counts as
+    reused."""
 
     supply: Supply
     rotate_only: bool = False
@@ -47,7 +48,8 @@ class Cursor:
     def advance(self, sent: int, rps: float) -> None:
         self.next += sent
         self.fastest_rps = max(self.fastest_rps, rps)
-        self.reused = max(0, self.next - self.supply.count)
+        if not self.rotate_only:
+            self.reused = max(0, self.next - self.supply.count)
 
 
 @dataclass

@@ -323,7 +323,7 @@ def report(found: dict[str, Any]) -> None:
         line = Ratio(*(ratio[k] for k in ("name", "value", "op", "target", "note"))).line()
         print(line + (f"  [{ratio['note']}]" if ratio["note"] else ""))
     for name, fig in [*rows, ("Bundle ingest", http.get("bundle", {}))]:
-        if fig.get("bodies_reused") and name != "bare echo":
+        if fig.get("bodies_reused"):
             print(f"WARNING: {name} was sent {fig['bodies_reused']} bodies twice (re-deliveries)")
 
 

@@ -868,12 +868,12 @@ class Store:
         key = (tenant, patient)
         if not lock and key in self._patient_ids:
             return self._patient_ids[key]
-        found: int | None
         if lock:
             row = self._connection.execute(_LOCK_PATIENT, _identity(patient, tenant)).one_or_none()
-            found = None if row is None else row.id
-            if row is not None:
-                self._held_checkpoints[key] = row.checkpoint
+            if row is None:
+                return None
+            self._held_checkpoints[key] = row.checkpoint
+            found: int | None = row.id
         else:
             found = self._connection.execute(
                 _PATIENT_ID, _identity(patient, tenant)

@@ -129,6 +129,8 @@ def test_a_stateless_server_gets_the_bodies_written_again(tmp_path):
     cursor.advance(3, rps=100.0)
     cursor.reserve(seconds=10, connections=8)
     assert supply.count == 4
+    cursor.advance(5, rps=100.0)  # past the end: rotated, not a repeat that matters
+    assert (cursor.next, cursor.reused) == (8, 0)
 
 
 @pytest.mark.parametrize(
