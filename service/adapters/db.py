@@ -35,6 +35,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
@@ -220,9 +221,11 @@ def create_engine(url: str, lock_timeout: float = DEFAULT_LOCK_TIMEOUT_SECONDS) 
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         connect_args = {"connect_timeout": PG_CONNECT_TIMEOUT_SECONDS}
-        return sa.create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
+        return sa.create_engine(
+            parsed, pool_pre_ping=True, connect_args=connect_args, json_serializer=_json_text
+        )
     _make_parent_directory(parsed.database)
-    engine = sa.create_engine(parsed)
+    engine = sa.create_engine(parsed, json_serializer=_json_text)
     busy_timeout_ms = round(lock_timeout * 1000)
 
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -231,6 +234,12 @@ def create_engine(url: str, lock_timeout: float = DEFAULT_LOCK_TIMEOUT_SECONDS) 
     sa.event.listen(engine, "connect", on_connect)
     sa.event.listen(engine, "begin", _on_sqlite_begin)
     return engine
+
+
+def _json_text(value: Any) -> str:
+    """A JSON column's text: orjson's, ~5 x cheaper than the standard library's (issue 7:
+    a report's lesion rows carry one document each); read back by either."""
+    return orjson.dumps(value).decode()
 
 
 def _make_parent_directory(database: str | None) -> None:
