@@ -32,6 +32,7 @@ class Server:
     ready_url: str
     log: Path
     env: Mapping[str, str] | None = None
+    cwd: Path = REPO  # python -m imports the package from here
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -44,7 +45,7 @@ class Server:
         env = {**os.environ, **(self.env or {})}
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
-                self.command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO
+                self.command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.cwd
             )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from pydicom import dcmread
 
-from bench import bodies, cli_rate, inprocess, measure, memory, postgres, procstat, wrk
+from bench import ab, bodies, cli_rate, inprocess, measure, memory, postgres, procstat, servers, wrk
 from bench.run import Ratio
 from service.adapters import sr_reader
 
@@ -297,3 +297,39 @@ def test_the_sqlite_database_share_counts_wall_and_cpu_time(tmp_path):
         found["db_cpu_ms_per_request"] / found["request_cpu_ms"]
     )
     ingest.engine.dispose()
+
+
+def test_ab_swaps_the_two_versions_cpus_every_round():
+    assert ab.cpu_plan([3, 1, 2], 4) == [(1, 2), (2, 1), (1, 2), (2, 1)]
+    with pytest.raises(SystemExit, match="two CPUs"):
+        ab.cpu_plan([0], 2)
+
+
+def test_ab_summary_is_each_rounds_new_over_base():
+    rounds = [
+        (ab.Side(100.0, 10.0, 0), ab.Side(110.0, 9.0, 1)),
+        (ab.Side(80.0, 12.0, 0), ab.Side(76.0, 12.6, 0)),
+    ]
+    found = ab.summarise(rounds)
+    assert found["throughput_ratios"] == pytest.approx([1.1, 0.95])
+    assert found["throughput_ratio_mean"] == pytest.approx(1.025)
+    assert found["cpu_ratios"] == pytest.approx([0.9, 1.05])
+    assert found["errors"] == 1
+    assert found["rounds"][1]["new"] == {"rps": 76.0, "cpu_ms_per_request": 12.6, "errors": 0}
+
+
+def test_ab_serves_a_checkout_of_a_revision_pinned_to_one_cpu(tmp_path):
+    """The server of a revision's worktree answers, on the CPU asked, from that tree
+    (``python -m`` imports the package of its working directory); the worktree is gone
+    afterwards."""
+    if not shutil.which("taskset") or not (servers.REPO / ".git").exists():
+        pytest.skip("needs taskset and a git checkout")
+    cpu = min(os.sched_getaffinity(0))
+    trees = tmp_path / "trees"
+    trees.mkdir()
+    with ab.checkout("HEAD", trees) as tree:
+        assert (tree / "service" / "__init__.py").exists() and tree != servers.REPO
+        with ab.pinned_service(tree, cpu, tmp_path / "run") as server:
+            assert os.sched_getaffinity(server.pid) == {cpu}
+            assert Path(f"/proc/{server.pid}/cwd").resolve() == tree.resolve()
+    assert not tree.exists()
