@@ -27,8 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import bodies, procstat, servers, wrk
-from bench.measure import Cursor
+from bench import bodies, measure, servers, wrk
 
 WORKING_TREE = "."
 CONNECTIONS = 8
@@ -99,30 +98,23 @@ def pinned_service(tree: Path, cpu: int, workdir: Path) -> servers.Server:
     return server
 
 
-def _drive(server: servers.Server, load: wrk.Load, cursor: Cursor, seconds: float) -> Side:
-    before = procstat.cpu_seconds(server.pid)
-    result = wrk.run(load, seconds=seconds, connections=CONNECTIONS, first_body=cursor.next)
-    cpu = procstat.cpu_seconds(server.pid) - before
-    cursor.advance(result.requests + CONNECTIONS, result.rps)
-    return Side(
-        result.rps, 1e3 * cpu / max(result.requests, 1), result.non_2xx + result.socket_errors
-    )
-
-
 def _together(
-    sides: Sequence[tuple[servers.Server, Cursor]], kind: str, seconds: float
+    sides: Sequence[tuple[servers.Server, measure.Cursor]], kind: str, seconds: float
 ) -> list[Side]:
     """Both servers loaded at once for *seconds*; their figures in order."""
     found: list[Side | None] = [None] * len(sides)
-    for _, cursor in sides:  # write the bodies before either run starts
-        cursor.reserve(seconds, CONNECTIONS)
+    for _, cursor in sides:  # write the bodies before either run starts (load_run's own
+        cursor.reserve(seconds, CONNECTIONS)  # reservation then finds them written)
 
     def drive(index: int) -> None:
         server, cursor = sides[index]
         load = wrk.Load(
             f"{servers.base_url(server)}/assessments", cursor.supply.listing, CONTENT_TYPES[kind]
         )
-        found[index] = _drive(server, load, cursor, seconds)
+        run = measure.load_run(server.pid, load, cursor, seconds, CONNECTIONS, 0.0)
+        found[index] = Side(
+            run["rps"], run["cpu_ms_per_request"], run["non_2xx"] + run["socket_errors"]
+        )
 
     threads = [threading.Thread(target=drive, args=(index,)) for index in range(len(sides))]
     for thread in threads:
@@ -146,7 +138,7 @@ def compare(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         for number, cpus in enumerate(plan):
             # Each round's servers are new, and so are their databases: the same bodies
             # again, as many as the fastest run yet may send.
-            cursors = [Cursor(supply, fastest_rps=fastest) for _ in cpus]
+            cursors = [measure.Cursor(supply, fastest_rps=fastest) for _ in cpus]
             with ExitStack() as stack:
                 started = [
                     stack.enter_context(pinned_service(tree, cpu, workdir / f"{number}-{side}"))
