@@ -14,12 +14,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 
 from bench.postgres import POSTGRES_URL, fresh_schema, unreachable
 
-__all__ = ["POSTGRES_URL", "backend", "fresh_database"]
+__all__ = ["POSTGRES_URL", "backend", "fresh_database", "statements_run"]
 
 
 def backend() -> str:
@@ -48,3 +51,40 @@ def fresh_database(directory: Path) -> Iterator[str]:
         pytest.skip(problem)
     with fresh_schema() as url:
         yield url
+
+
+@contextmanager
+def statements_run(engine: Engine) -> Iterator[list[str]]:
+    """The SQL statements *engine*'s connections run meanwhile, whitespace folded: on
+    SQLite those the store runs on the driver too (service.adapters.prepared), seen by
+    the driver's trace callback; elsewhere SQLAlchemy's own."""
+    seen: list[str] = []
+
+    def note(statement: str) -> None:
+        seen.append(" ".join(statement.split()))
+
+    if engine.dialect.name != "sqlite":
+
+        def executed(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+            note(statement)
+
+        sa.event.listen(engine, "before_cursor_execute", executed)
+        try:
+            yield seen
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", executed)
+        return
+
+    def traced(driver: Any, *_rest: object) -> None:
+        driver.set_trace_callback(note)
+
+    def untraced(driver: Any, *_rest: object) -> None:
+        driver.set_trace_callback(None)
+
+    sa.event.listen(engine, "checkout", traced)
+    sa.event.listen(engine, "checkin", untraced)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(engine, "checkout", traced)
+        sa.event.remove(engine, "checkin", untraced)

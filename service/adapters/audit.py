@@ -32,6 +32,7 @@ from sqlalchemy.engine import Connection, Engine
 from service.adapters import db_schema as schema
 from service.adapters.db_schema import DEFAULT_TENANT
 from service.adapters.fhir_writer import dumps, resource_id
+from service.adapters.prepared import Prepared
 from service.domain.model import PatientIdentity, SourceDocument
 
 logger = logging.getLogger(__name__)
@@ -73,6 +74,15 @@ _REPORT_ROLE: Final = Coding(_OBJECT_ROLE, "3", "Report")
 _RESOURCE_ROLE: Final = Coding(_OBJECT_ROLE, "4", "Domain Resource")
 _QUERY_ROLE: Final = Coding(_OBJECT_ROLE, "24", "Query")
 _APPLICATION_SERVER: Final = Coding(_SOURCE_TYPE, "4", "Application Server")
+
+# Trail.save's statements (one audit event per request: built once, prepared.py).
+_EVENT, _EVENT_PATIENT = schema.audit_event, schema.audit_patient
+_INSERT_EVENT: Final = Prepared(sa.insert(_EVENT).returning(_EVENT.c.id))
+_UPDATE_EVENT: Final = Prepared(sa.update(_EVENT).where(_EVENT.c.id == sa.bindparam("row_id")))
+_FORGET_PATIENTS: Final = Prepared(
+    sa.delete(_EVENT_PATIENT).where(_EVENT_PATIENT.c.audit_event_id == sa.bindparam("row_id"))
+)
+_INSERT_PATIENTS: Final = Prepared(sa.insert(_EVENT_PATIENT))
 
 
 def interaction(code: str) -> Coding:
@@ -211,19 +221,16 @@ class Trail:
             "outcome": int(self.outcome),
             "body": body,
         }
-        event, patients = schema.audit_event, schema.audit_patient
         row_id = self._row_id
         if row_id is None:
-            insert = sa.insert(event).returning(event.c.id)
-            row_id = connection.execute(insert, row).scalar_one()
+            (inserted,) = _INSERT_EVENT.rows(connection, row)
+            row_id = inserted.id
         else:
-            connection.execute(sa.update(event).where(event.c.id == row_id).values(row))
-            connection.execute(sa.delete(patients).where(patients.c.audit_event_id == row_id))
-        if self.patients:
-            connection.execute(
-                sa.insert(patients),
-                [{"audit_event_id": row_id, "patient": key} for key in self.patients],
-            )
+            _UPDATE_EVENT.run(connection, {**row, "row_id": row_id})
+            _FORGET_PATIENTS.run(connection, {"row_id": row_id})
+        _INSERT_PATIENTS.many(
+            connection, [{"audit_event_id": row_id, "patient": key} for key in self.patients]
+        )
 
         def committed() -> None:
             self._row_id, self._saved, self._saved_state = row_id, body, state

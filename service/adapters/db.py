@@ -2,7 +2,9 @@
 
 SQLite and PostgreSQL share this code through the SQLAlchemy URL (architecture.md
 section 2.3, "Persistence"). SQLAlchemy Core, not the ORM, is used on the hot path
-(performance.md sections 2.4 and 6); the tables live in :mod:`.db_schema`.
+(performance.md sections 2.4 and 6); the tables live in :mod:`.db_schema`. The write
+path's statements are :class:`~.prepared.Prepared`: on SQLite they run on the driver
+itself, with SQLAlchemy's type processing.
 
 * :func:`create_engine` applies the SQLite settings of reliability.md section 3 (WAL,
   ``synchronous=FULL``) to every connection.
@@ -43,11 +45,11 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, Row, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError, TimeoutError as PoolTimeout
-from sqlalchemy.sql.dml import Insert
 
 from service.adapters import audit, checkpoint_codec, db_schema as schema, lesion_codec
 from service.adapters.bounded_cache import BoundedCache
 from service.adapters.db_schema import DEFAULT_TENANT
+from service.adapters.prepared import Prepared, savepoint
 from service.domain.checkpoint import Checkpoint
 from service.domain.errors import Conflict, IdentityConflict, NotFound, Unavailable
 from service.domain.model import (
@@ -85,30 +87,32 @@ AnyRow = Row[*tuple[Any, ...]]
 # Key of the PostgreSQL advisory lock that lets one replica at a time migrate.
 _MIGRATION_LOCK_KEY = 0x7475_6D72
 
-# The write path's statements, built once with bound parameters: executing one again
-# with new values hits SQLAlchemy's compiled cache without building and coercing a new
-# expression per call (performance.md section 2.4, Core on the hot path).
+# The write path's statements, built once with bound parameters and run as
+# :class:`~.prepared.Prepared`: on SQLite straight on the driver, compiled once; else
+# from SQLAlchemy's compiled cache without building and coercing a new expression per
+# call (performance.md section 2.4, Core on the hot path).
 _IDENTITY = sa.and_(
     schema.patient.c.tenant == sa.bindparam("tenant"),
     schema.patient.c.system == sa.bindparam("system"),
     schema.patient.c.value == sa.bindparam("value"),
 )
-_PATIENT_ID = sa.select(schema.patient.c.id).where(_IDENTITY)
+_PATIENT_ID_OF = sa.select(schema.patient.c.id).where(_IDENTITY)
+_PATIENT_ID = Prepared(_PATIENT_ID_OF)
 # With its checkpoint, which the lock keeps as read until the transaction ends.
-_LOCK_PATIENT = (
+_LOCK_PATIENT = Prepared(
     sa.select(schema.patient.c.id, schema.patient.c.checkpoint)
     .where(_IDENTITY)
     .with_for_update(key_share=True)
 )
-_CHECKPOINT = sa.select(schema.patient.c.checkpoint).where(_IDENTITY)
-_SAVE_CHECKPOINT = (
+_CHECKPOINT = Prepared(sa.select(schema.patient.c.checkpoint).where(_IDENTITY))
+_SAVE_CHECKPOINT = Prepared(
     sa.update(schema.patient)
     .where(schema.patient.c.id == sa.bindparam("patient_id"))
     .values(checkpoint=sa.bindparam("checkpoint"))
 )
 # A patient's documents in storage order, by what names their content; then what
 # :func:`_report` reads of those not decoded yet (not their DICOM context).
-_PATIENT_DOCUMENTS = (
+_PATIENT_DOCUMENTS = Prepared(
     sa.select(
         schema.document.c.id,
         schema.document.c.uid,
@@ -119,59 +123,73 @@ _PATIENT_DOCUMENTS = (
     .where(_IDENTITY)
     .order_by(schema.document.c.id)
 )
-_DOCUMENTS_BY_ID = sa.select(
-    *(
-        schema.document.c[name]
-        for name in (
-            "id",
-            "uid",
-            "kind",
-            "preliminary",
-            "imaging_date",
-            "label",
-            "study_uid",
-            "warnings",
-            "setting",
-            "lesions",
+_DOCUMENTS_BY_ID = Prepared(
+    sa.select(
+        *(
+            schema.document.c[name]
+            for name in (
+                "id",
+                "uid",
+                "kind",
+                "preliminary",
+                "imaging_date",
+                "label",
+                "study_uid",
+                "warnings",
+                "setting",
+                "lesions",
+            )
         )
+    ).where(schema.document.c.id.in_(sa.bindparam("ids", expanding=True)))
+)
+# A report's lesions are inserted by executemany, then their ids read by position.
+_INSERT_LESIONS = Prepared(sa.insert(schema.lesion))
+_LESION_IDS = Prepared(
+    sa.select(schema.lesion.c.position, schema.lesion.c.id).where(
+        schema.lesion.c.document_id == sa.bindparam("document_id")
     )
-).where(schema.document.c.id.in_(sa.bindparam("ids", expanding=True)))
-_INSERT_LESIONS = sa.insert(schema.lesion).returning(schema.lesion.c.position, schema.lesion.c.id)
+)
+_INSERT_MEASUREMENTS = Prepared(sa.insert(schema.measurement))
 
 
-def _insert_or_nothing(table: sa.Table, *returning: sa.Column[Any]) -> dict[str, Insert]:
+def _insert_or_nothing(table: sa.Table, *returning: sa.Column[Any]) -> dict[str, Prepared]:
     """``INSERT ... ON CONFLICT DO NOTHING RETURNING`` *returning*, by dialect name: a
     row a unique constraint refuses (a concurrent transaction stored it first) is
     skipped and not returned, with no error. PostgreSQL aborts the whole transaction on
     an error, so a plain INSERT that may be refused needs a savepoint, two round trips
     more (issue 7, PostgreSQL database time)."""
     return {
-        "postgresql": postgresql.insert(table).on_conflict_do_nothing().returning(*returning),
-        "sqlite": sqlite.insert(table).on_conflict_do_nothing().returning(*returning),
+        "postgresql": Prepared(
+            postgresql.insert(table).on_conflict_do_nothing().returning(*returning)
+        ),
+        "sqlite": Prepared(sqlite.insert(table).on_conflict_do_nothing().returning(*returning)),
     }
 
 
 _INSERT_PATIENT = _insert_or_nothing(schema.patient, schema.patient.c.id)
 _INSERT_DOCUMENT = _insert_or_nothing(schema.document, schema.document.c.id)
-_DOCUMENT_DIGEST = sa.select(schema.document.c.digest).where(
+_DIGEST_OF_UID = sa.select(schema.document.c.digest).where(
     schema.document.c.tenant == sa.bindparam("tenant"),
     schema.document.c.uid == sa.bindparam("uid"),
 )
+_DOCUMENT_DIGEST = Prepared(_DIGEST_OF_UID)
 # The digest a document is stored with (NULL if none) and whether its study is stored
 # under another patient of the tenant, in one round trip.
-_STORED_DOCUMENT = sa.select(
-    _DOCUMENT_DIGEST.scalar_subquery().label("digest"),
-    sa.select(schema.document.c.id)
-    .join(schema.patient)
-    .where(
-        schema.document.c.tenant == sa.bindparam("tenant"),
-        schema.document.c.study_uid == sa.bindparam("study_uid"),
-        sa.not_(_IDENTITY),
+_STORED_DOCUMENT = Prepared(
+    sa.select(
+        _DIGEST_OF_UID.scalar_subquery().label("digest"),
+        sa.select(schema.document.c.id)
+        .join(schema.patient)
+        .where(
+            schema.document.c.tenant == sa.bindparam("tenant"),
+            schema.document.c.study_uid == sa.bindparam("study_uid"),
+            sa.not_(_IDENTITY),
+        )
+        .exists()
+        .label("study_elsewhere"),
     )
-    .exists()
-    .label("study_elsewhere"),
 )
-_LOCK_RESULT = (
+_LOCK_RESULT = Prepared(
     sa.select(
         schema.timepoint_result.c.id,
         schema.timepoint_result.c.version,
@@ -185,10 +203,10 @@ _LOCK_RESULT = (
     .with_for_update()
 )
 _INSERT_RESULT = _insert_or_nothing(schema.timepoint_result, schema.timepoint_result.c.id)
-_UPDATE_RESULT = sa.update(schema.timepoint_result).where(
-    schema.timepoint_result.c.id == sa.bindparam("row_id")
+_UPDATE_RESULT = Prepared(
+    sa.update(schema.timepoint_result).where(schema.timepoint_result.c.id == sa.bindparam("row_id"))
 )
-_LOCK_RESOURCES = (
+_LOCK_RESOURCES = Prepared(
     sa.select(schema.fhir_resource)
     .where(
         schema.fhir_resource.c.tenant == sa.bindparam("tenant"),
@@ -207,9 +225,9 @@ _INSERT_RESOURCE = (
     .on_conflict_do_nothing()
     .returning(schema.fhir_resource.c.resource_type, schema.fhir_resource.c.resource_id)
 )
-_INSERT_RESOURCE_ROWS = sa.insert(schema.fhir_resource)
-_UPDATE_RESOURCE = sa.update(schema.fhir_resource).where(
-    schema.fhir_resource.c.id == sa.bindparam("row_id")
+_INSERT_RESOURCE_ROWS = Prepared(sa.insert(schema.fhir_resource))
+_UPDATE_RESOURCE = Prepared(
+    sa.update(schema.fhir_resource).where(schema.fhir_resource.c.id == sa.bindparam("row_id"))
 )
 
 
@@ -454,14 +472,14 @@ class Store:
         """
         audit.note_patient(report.patient)
         audit.note_document(report.source)
-        stored = self._connection.execute(
-            _STORED_DOCUMENT,
+        (stored,) = _STORED_DOCUMENT.rows(
+            self._connection,
             {
                 **_identity(report.patient, tenant),
                 "uid": report.source.uid,
                 "study_uid": report.study_uid,
             },
-        ).one()
+        )
         stored_digest: str | None = stored.digest
         if stored_digest is None:
             if stored.study_elsewhere:  # linking it would mix two people's images
@@ -526,8 +544,8 @@ class Store:
         key = (tenant, patient)
         stored = checkpoint_codec.encode(checkpoint, documents, self._checkpoints_read.get(key))
         patient_id = self._ensure_patient(patient, tenant)
-        self._connection.execute(
-            _SAVE_CHECKPOINT, {"patient_id": patient_id, "checkpoint": stored.data}
+        _SAVE_CHECKPOINT.run(
+            self._connection, {"patient_id": patient_id, "checkpoint": stored.data}
         )
         self._checkpoints_read[key] = stored
         if key in self._held_checkpoints:
@@ -541,8 +559,8 @@ class Store:
         if key in self._held_checkpoints:
             data = self._held_checkpoints[key]
         else:
-            found = self._connection.execute(_CHECKPOINT, _identity(patient, tenant))
-            data = found.scalar_one_or_none()
+            found = _CHECKPOINT.rows(self._connection, _identity(patient, tenant))
+            data = found[0].checkpoint if found else None
         self._checkpoints_read.pop(key, None)
         if data is None:
             return None
@@ -563,7 +581,7 @@ class Store:
     def _documents(self, patient: PatientIdentity, tenant: str) -> Sequence[AnyRow]:
         """The patient's document rows (:data:`_PATIENT_DOCUMENTS`); NotFound if none."""
         audit.note_patient(patient)
-        documents = self._connection.execute(_PATIENT_DOCUMENTS, _identity(patient, tenant)).all()
+        documents = _PATIENT_DOCUMENTS.rows(self._connection, _identity(patient, tenant))
         if not documents:
             raise NotFound("no such patient")
         return documents
@@ -589,7 +607,7 @@ class Store:
         self, patient: PatientIdentity, document_ids: Sequence[int]
     ) -> dict[int, TimepointReport]:
         """The reports of *document_ids*, decoded from their rows."""
-        rows = self._connection.execute(_DOCUMENTS_BY_ID, {"ids": document_ids}).all()
+        rows = _DOCUMENTS_BY_ID.rows(self._connection, {"ids": document_ids})
         from_rows = self._lesions_from_rows([row.id for row in rows if row.lesions is None])
         return {
             row.id: _report(
@@ -665,8 +683,8 @@ class Store:
         if current.digest == digest:
             return StoredResult(current.version, current.issued, changed=False)
         updated = StoredResult(current.version + 1, _now(), changed=True)
-        self._connection.execute(
-            _UPDATE_RESULT,
+        _UPDATE_RESULT.run(
+            self._connection,
             {
                 "row_id": current.id,
                 "version": updated.version,
@@ -729,7 +747,7 @@ class Store:
                     updates.append(update)
             stored.append(found)
         if updates:
-            self._connection.execute(_UPDATE_RESOURCE, updates)
+            _UPDATE_RESOURCE.many(self._connection, updates)
         return stored
 
     def _put_one(self, record: FhirRecord, version: int | None, tenant: str) -> StoredResource:
@@ -745,7 +763,7 @@ class Store:
             assert current  # the insert lost a race to this row
         found, update = _updated(current[key[0]], record, version)
         if update is not None:
-            self._connection.execute(_UPDATE_RESOURCE, [update])
+            _UPDATE_RESOURCE.many(self._connection, [update])
         return found
 
     def resource(
@@ -783,7 +801,7 @@ class Store:
         identity: dict[str, str] = {}
         if patient is not None:
             audit.note_patient(patient)
-            query = query.where(r.c.patient_id.in_(_PATIENT_ID))
+            query = query.where(r.c.patient_id.in_(_PATIENT_ID_OF))
             identity = _identity(patient, tenant)
         if identifier is not None:
             query = query.where(r.c.identifier == identifier)
@@ -803,14 +821,14 @@ class Store:
         if not keys:
             return {}
         wanted = set(keys)
-        rows = self._connection.execute(
-            _LOCK_RESOURCES,
+        rows = _LOCK_RESOURCES.rows(
+            self._connection,
             {
                 "tenant": tenant,
                 "types": list({resource_type for resource_type, _ in wanted}),
                 "ids": list({resource_id for _, resource_id in wanted}),
             },
-        ).all()
+        )
         return {key: row for row in rows if (key := (row.resource_type, row.resource_id)) in wanted}
 
     def _insert_resources(
@@ -843,7 +861,7 @@ class Store:
                 }
             )
         if self._dialect == "sqlite":
-            self._connection.execute(_INSERT_RESOURCE_ROWS, rows)
+            _INSERT_RESOURCE_ROWS.many(self._connection, rows)
             return stored
         found = self._connection.execute(_INSERT_RESOURCE, rows).all()
         return {key: stored[key] for key in map(tuple, found)}
@@ -866,8 +884,8 @@ class Store:
         return context
 
     def _document_digest(self, uid: str, tenant: str) -> str | None:
-        found = self._connection.execute(_DOCUMENT_DIGEST, {"tenant": tenant, "uid": uid})
-        return found.scalar_one_or_none()
+        found = _DOCUMENT_DIGEST.rows(self._connection, {"tenant": tenant, "uid": uid})
+        return found[0].digest if found else None
 
     def _patient_id(
         self, patient: PatientIdentity, tenant: str, *, lock: bool = False
@@ -878,15 +896,15 @@ class Store:
         if not lock and key in self._patient_ids:
             return self._patient_ids[key]
         if lock:
-            row = self._connection.execute(_LOCK_PATIENT, _identity(patient, tenant)).one_or_none()
-            if row is None:
+            rows = _LOCK_PATIENT.rows(self._connection, _identity(patient, tenant))
+            if not rows:
                 return None
+            (row,) = rows
             self._held_checkpoints[key] = row.checkpoint
             found: int | None = row.id
         else:
-            found = self._connection.execute(
-                _PATIENT_ID, _identity(patient, tenant)
-            ).scalar_one_or_none()
+            rows = _PATIENT_ID.rows(self._connection, _identity(patient, tenant))
+            found = rows[0].id if rows else None
         if found is not None:
             self._patient_ids[key] = found
         return found
@@ -897,9 +915,8 @@ class Store:
         if found is not None:
             return found
         row = _identity(patient, tenant)
-        inserted: int | None = self._connection.execute(
-            _INSERT_PATIENT[self._dialect], row
-        ).scalar_one_or_none()
+        rows = _INSERT_PATIENT[self._dialect].rows(self._connection, row)
+        inserted: int | None = rows[0].id if rows else None
         if inserted is None:  # a concurrent transaction inserted the patient first
             found = self._patient_id(patient, tenant, lock=lock)
             if found is None:
@@ -915,7 +932,7 @@ class Store:
         inside it."""
         known, held = dict(self._patient_ids), dict(self._held_checkpoints)
         try:
-            with self._connection.begin_nested():
+            with savepoint(self._connection):
                 yield
         except BaseException:
             self._patient_ids, self._held_checkpoints = known, held
@@ -935,8 +952,8 @@ class Store:
         document_row["lesions"] = lesion_codec.encode(report.lesions)
         if dicom_context is not None:  # else SQL NULL: JSON would store None as 'null'
             document_row["dicom_context"] = dicom_context
-        found = self._connection.execute(_INSERT_DOCUMENT[self._dialect], document_row)
-        document_id: int | None = found.scalar_one_or_none()
+        found = _INSERT_DOCUMENT[self._dialect].rows(self._connection, document_row)
+        document_id: int | None = found[0].id if found else None
         if document_id is None:
             return False
         # What the row decodes to is *report* (lesion_codec is exact): a history read
@@ -957,22 +974,22 @@ class Store:
             _lesion_row(document_id, position, observation)
             for position, observation in enumerate(report.lesions)
         ]
-        # One multi-row INSERT; its RETURNING rows come in no promised order, so each
-        # id is matched by its position (sort_by_parameter_order would insert row by row).
-        inserted = self._connection.execute(_INSERT_LESIONS, lesion_rows).all()
-        lesion_ids: dict[int, int] = dict(inserted)
+        _INSERT_LESIONS.many(self._connection, lesion_rows)
+        inserted = _LESION_IDS.rows(self._connection, {"document_id": document_id})
+        lesion_ids: dict[int, int] = {row.position: row.id for row in inserted}
         measurement_rows = [
             _measurement_row(lesion_ids[position], index, measurement)
             for position, observation in enumerate(report.lesions)
             for index, measurement in enumerate(observation.measurements)
         ]
         if measurement_rows:
-            self._connection.execute(sa.insert(schema.measurement), measurement_rows)
+            _INSERT_MEASUREMENTS.many(self._connection, measurement_rows)
         return True
 
     def _locked_result(self, patient_id: int, day: date) -> AnyRow | None:
         slot = {"patient_id": patient_id, "day": day}
-        return self._connection.execute(_LOCK_RESULT, slot).one_or_none()
+        found = _LOCK_RESULT.rows(self._connection, slot)
+        return found[0] if found else None
 
     def _insert_result(self, patient_id: int, day: date, digest: str) -> StoredResult | None:
         """Insert version 1; None, inserting nothing, if the row is stored already."""
@@ -984,8 +1001,8 @@ class Store:
             "digest": digest,
             "issued": stored.issued,
         }
-        found = self._connection.execute(_INSERT_RESULT[self._dialect], row)
-        return None if found.scalar_one_or_none() is None else stored
+        found = _INSERT_RESULT[self._dialect].rows(self._connection, row)
+        return stored if found else None
 
 
 def _now() -> datetime:

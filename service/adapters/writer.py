@@ -41,6 +41,7 @@ from sqlalchemy.exc import DBAPIError, TimeoutError as PoolTimeout
 
 from service.adapters import audit
 from service.adapters.db import Store, answering, transaction, transient
+from service.adapters.prepared import savepoint
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -172,7 +173,7 @@ def _in_savepoint(connection: Connection, unit: _Unit) -> None:
     transaction usable rolls back the savepoint and stays the unit's."""
     trail = audit.current()
     try:
-        with connection.begin_nested():
+        with savepoint(connection):
             unit.result = unit.work(Store(connection))
             unit.committed = trail.save(connection) if trail is not None else None
     except (PoolTimeout, DBAPIError) as error:

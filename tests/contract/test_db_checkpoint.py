@@ -31,6 +31,7 @@ from service.domain.model import (
 )
 from tests.builders import lesion, node, report
 from tests.contract.test_db import rich_report
+from tests.databases import statements_run
 
 BASE = date(2024, 1, 1)
 
@@ -231,16 +232,8 @@ def test_the_checkpoint_is_read_with_the_patient_lock(migrated_engine: Engine) -
     reports = _reports()[:3]
     for found in reports[:2]:
         _ingest(migrated_engine, found, ())
-    statements: list[str] = []
-
-    def seen(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
-        statements.append(" ".join(statement.split()))
-
-    sa.event.listen(migrated_engine, "before_cursor_execute", seen)
-    try:
+    with statements_run(migrated_engine) as statements:
         answer = _ingest(migrated_engine, reports[2], ())
-    finally:
-        sa.event.remove(migrated_engine, "before_cursor_execute", seen)
     reads = [s for s in statements if s.startswith("SELECT") and "patient.checkpoint" in s]
     assert len(reads) == 1 and reads[0].startswith("SELECT patient.id, patient.checkpoint")
     if migrated_engine.dialect.name == "postgresql":
