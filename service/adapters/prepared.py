@@ -38,44 +38,41 @@ _SAVEPOINTS = count(1)  # names of the savepoints this module takes
 
 
 @dataclass(frozen=True, slots=True)
-class _Bind:
-    """One ``?`` of the SQL text: its parameter, processor, and value when the
-    statement holds it (else the caller gives it)."""
-
-    name: str
-    processor: _Processor
-    value: Any
-    required: bool
-    expanding: bool
-
-
-@dataclass(frozen=True, slots=True)
 class _Plan:
     """A statement compiled for SQLite: SQL text split at its expanding ``IN`` lists,
-    the parameters in text order, the result columns and their processors."""
+    the parameters in text order with their processors (and the values the statement
+    holds itself), the result columns and their processors."""
 
     pieces: tuple[str, ...]
-    binds: tuple[_Bind, ...]
+    binds: tuple[tuple[str, _Processor], ...]
+    defaults: dict[str, Any]
+    expanding: tuple[str, ...]
     row: Callable[..., tuple[Any, ...]]
     results: tuple[_Processor, ...]
 
     def sql(self, params: Params) -> str:
         """The SQL text, each expanding list with as many ``?`` as it has values."""
-        if len(self.pieces) == 1:
+        if not self.expanding:
             return self.pieces[0]
-        lists = [bind for bind in self.binds if bind.expanding]
-        marks = (", ".join("?" * len(params[bind.name])) for bind in lists)
+        marks = (", ".join("?" * len(params[name])) for name in self.expanding)
         return "".join(piece + next(marks, "") for piece in self.pieces)
 
     def values(self, params: Params) -> list[Any]:
         """The driver's parameters for *params*, processed as SQLAlchemy does."""
+        if self.defaults:
+            params = {**self.defaults, **params}
+        if not self.expanding:
+            return [
+                params[name] if process is None else process(params[name])
+                for name, process in self.binds
+            ]
         found: list[Any] = []
-        for bind in self.binds:
-            value = params[bind.name] if bind.required else params.get(bind.name, bind.value)
-            if bind.expanding:
-                found.extend(value if bind.processor is None else map(bind.processor, value))
+        for name, process in self.binds:
+            value = params[name]
+            if name in self.expanding:
+                found.extend(value if process is None else map(process, value))
             else:
-                found.append(value if bind.processor is None else bind.processor(value))
+                found.append(value if process is None else process(value))
         return found
 
     def rows(self, fetched: list[Any]) -> list[Any]:
@@ -131,7 +128,7 @@ class Prepared:
         if not rows:
             return
         plan = self._direct(connection, rows[0])
-        if plan is None or len(plan.pieces) > 1:
+        if plan is None or plan.expanding:
             connection.execute(self.statement, list(rows))
             return
         sql = plan.pieces[0]
@@ -150,9 +147,7 @@ class Prepared:
         if plan is None:
             columns = list(keys) if self._dml else None
             plan = self._plans[keys] = _compiled(self.statement, columns, connection.dialect)
-        if len(plan.pieces) > 1 and any(
-            not params.get(bind.name) for bind in plan.binds if bind.expanding
-        ):
+        if any(not params.get(name) for name in plan.expanding):
             return None
         return plan
 
@@ -204,23 +199,18 @@ def _compiled(statement: Executable, columns: list[str] | None, dialect: Dialect
     assert isinstance(compiled, SQLCompiler)
     if compiled.positiontup is None:
         raise ValueError("the SQLite dialect is expected to bind by position")
-    sql = compiled.string
-    binds: list[_Bind] = []
+    pieces = [compiled.string]
+    binds: list[tuple[str, _Processor]] = []
+    defaults: dict[str, Any] = {}
+    expanding: list[str] = []
     for name in compiled.positiontup:
         parameter = compiled.binds[name]
-        binds.append(
-            _Bind(
-                name=name,
-                processor=parameter.type.dialect_impl(dialect).bind_processor(dialect),
-                value=parameter.effective_value,
-                required=parameter.required,
-                expanding=parameter.expanding,
-            )
-        )
-    pieces = [sql]
-    for bind in binds:
-        if bind.expanding:
-            head, _marker, tail = pieces.pop().partition(_EXPANDED.format(bind.name))
+        binds.append((name, parameter.type.dialect_impl(dialect).bind_processor(dialect)))
+        if not parameter.required:
+            defaults[name] = parameter.effective_value
+        if parameter.expanding:
+            expanding.append(name)
+            head, _marker, tail = pieces.pop().partition(_EXPANDED.format(name))
             pieces += [head, tail]
     exported = list(getattr(statement, "exported_columns", ()))
     fields = [column.key for column in exported]
@@ -230,6 +220,8 @@ def _compiled(statement: Executable, columns: list[str] | None, dialect: Dialect
     return _Plan(
         pieces=tuple(pieces),
         binds=tuple(binds),
+        defaults=defaults,
+        expanding=tuple(expanding),
         row=namedtuple("Row", fields, rename=True),
         results=results,
     )
