@@ -55,36 +55,50 @@ def fresh_database(directory: Path) -> Iterator[str]:
 
 @contextmanager
 def statements_run(engine: Engine) -> Iterator[list[str]]:
-    """The SQL statements *engine*'s connections run meanwhile, whitespace folded: on
-    SQLite those the store runs on the driver too (service.adapters.prepared), seen by
-    the driver's trace callback; elsewhere SQLAlchemy's own."""
+    """The SQL statements *engine*'s connections run meanwhile, whitespace folded, those
+    the store runs on the driver too (service.adapters.prepared): seen by SQLite's trace
+    callback, or by a psycopg cursor class that notes each query."""
     seen: list[str] = []
 
     def note(statement: str) -> None:
         seen.append(" ".join(statement.split()))
 
-    if engine.dialect.name != "sqlite":
+    if engine.dialect.name == "sqlite":
 
-        def executed(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
-            note(statement)
+        def watch(driver: Any) -> None:
+            driver.set_trace_callback(note)
 
-        sa.event.listen(engine, "before_cursor_execute", executed)
-        try:
-            yield seen
-        finally:
-            sa.event.remove(engine, "before_cursor_execute", executed)
-        return
+        def unwatch(driver: Any) -> None:
+            driver.set_trace_callback(None)
 
-    def traced(driver: Any, *_rest: object) -> None:
-        driver.set_trace_callback(note)
+    else:
+        import psycopg
 
-    def untraced(driver: Any, *_rest: object) -> None:
-        driver.set_trace_callback(None)
+        class Noting(psycopg.Cursor[Any]):
+            def execute(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+                note(str(query))
+                return super().execute(query, *args, **kwargs)
 
-    sa.event.listen(engine, "checkout", traced)
-    sa.event.listen(engine, "checkin", untraced)
+            def executemany(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+                note(str(query))
+                return super().executemany(query, *args, **kwargs)
+
+        def watch(driver: Any) -> None:
+            driver.cursor_factory = Noting
+
+        def unwatch(driver: Any) -> None:
+            driver.cursor_factory = psycopg.Cursor
+
+    def checked_out(driver: Any, *_rest: object) -> None:
+        watch(driver)
+
+    def checked_in(driver: Any, *_rest: object) -> None:
+        unwatch(driver)
+
+    sa.event.listen(engine, "checkout", checked_out)
+    sa.event.listen(engine, "checkin", checked_in)
     try:
         yield seen
     finally:
-        sa.event.remove(engine, "checkout", traced)
-        sa.event.remove(engine, "checkin", untraced)
+        sa.event.remove(engine, "checkout", checked_out)
+        sa.event.remove(engine, "checkin", checked_in)

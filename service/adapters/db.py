@@ -3,8 +3,8 @@
 SQLite and PostgreSQL share this code through the SQLAlchemy URL (architecture.md
 section 2.3, "Persistence"). SQLAlchemy Core, not the ORM, is used on the hot path
 (performance.md sections 2.4 and 6); the tables live in :mod:`.db_schema`. The write
-path's statements are :class:`~.prepared.Prepared`: on SQLite they run on the driver
-itself, with SQLAlchemy's type processing.
+path's statements are :class:`~.prepared.Prepared`: compiled by SQLAlchemy once, run on
+the driver itself (sqlite3, psycopg) with SQLAlchemy's type processing.
 
 * :func:`create_engine` applies the SQLite settings of reliability.md section 3 (WAL,
   ``synchronous=FULL``) to every connection.
@@ -88,9 +88,9 @@ AnyRow = Row[*tuple[Any, ...]]
 _MIGRATION_LOCK_KEY = 0x7475_6D72
 
 # The write path's statements, built once with bound parameters and run as
-# :class:`~.prepared.Prepared`: on SQLite straight on the driver, compiled once; else
-# from SQLAlchemy's compiled cache without building and coercing a new expression per
-# call (performance.md section 2.4, Core on the hot path).
+# :class:`~.prepared.Prepared`: compiled once per dialect, then straight on the driver,
+# without building and coercing a new expression or an execution context per call
+# (performance.md section 2.4, Core on the hot path).
 _IDENTITY = sa.and_(
     schema.patient.c.tenant == sa.bindparam("tenant"),
     schema.patient.c.system == sa.bindparam("system"),

@@ -1,24 +1,23 @@
-"""The store's statements run on the SQLite driver itself, with SQLAlchemy's own type
+"""The store's statements run on the database driver itself, with SQLAlchemy's own type
 processing (issue 7).
 
 SQLAlchemy spends 45-180 us of Python on each execution of a cached Core statement
 (execution context, parameter construction, result set-up, events) against 10-230 us in
-SQLite itself: ~1.1 ms of an SR request's ~6.5 ms of CPU for its 13 statements
-(``bench.inprocess``, per statement, 2026-12-04). :class:`Prepared` compiles a Core
-statement once with the SQLite dialect, keeps the bind and result processors of its
-types (those SQLAlchemy applies: a value is stored and read exactly as through it) and
-runs it on the DBAPI connection under the SQLAlchemy :class:`~sqlalchemy.engine.Connection`,
-inside the transaction that connection began. A driver error is raised as the
-:class:`~sqlalchemy.exc.DBAPIError` SQLAlchemy would raise (``db.transient`` reads it).
+SQLite itself: ~1.1 ms of an SR request's ~6.5 ms of CPU for its 13 statements on
+SQLite, ~1.4 ms of ~8 on PostgreSQL (``bench.inprocess``, per statement, 2026-12-04).
+:class:`Prepared` compiles a Core statement once per dialect, keeps the bind and result
+processors of its types (those SQLAlchemy applies: a value is stored and read exactly as
+through it) and runs it on the DBAPI connection (sqlite3, psycopg) under the SQLAlchemy
+:class:`~sqlalchemy.engine.Connection`, inside the transaction that connection began. A
+driver error is raised as the :class:`~sqlalchemy.exc.DBAPIError` SQLAlchemy would raise
+(``db.transient`` reads it), a lost connection invalidated first as SQLAlchemy does.
 
-Any other dialect, and a connection outside a transaction (SQLAlchemy begins one
-itself there), are left to SQLAlchemy: PostgreSQL's costs are its round trips, and its
-driver errors must also invalidate a lost connection, which SQLAlchemy does.
+A connection outside a transaction (SQLAlchemy begins one itself there), and on
+PostgreSQL a statement with an expanding ``IN`` list, are left to SQLAlchemy.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -30,6 +29,7 @@ from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.dml import Insert
 
 Params = Mapping[str, Any]
 _Processor = Callable[[Any], Any] | None
@@ -44,6 +44,7 @@ class _Plan:
     holds itself), the result columns and their processors."""
 
     pieces: tuple[str, ...]
+    positional: bool  # qmark (SQLite); else pyformat, parameters by name (psycopg)
     binds: tuple[tuple[str, _Processor], ...]
     defaults: dict[str, Any]
     expanding: tuple[str, ...]
@@ -57,10 +58,15 @@ class _Plan:
         marks = (", ".join("?" * len(params[name])) for name in self.expanding)
         return "".join(piece + next(marks, "") for piece in self.pieces)
 
-    def values(self, params: Params) -> list[Any]:
+    def values(self, params: Params) -> list[Any] | dict[str, Any]:
         """The driver's parameters for *params*, processed as SQLAlchemy does."""
         if self.defaults:
             params = {**self.defaults, **params}
+        if not self.positional:
+            return {
+                name: params[name] if process is None else process(params[name])
+                for name, process in self.binds
+            }
         if not self.expanding:
             return [
                 params[name] if process is None else process(params[name])
@@ -109,7 +115,8 @@ class Prepared:
         sql = plan.sql(params)
         values = plan.values(params)
         with _raised_as_sqlalchemy(connection, sql, values):
-            return plan.rows(_driver(connection).execute(sql, values).fetchall())
+            cursor = _driver(connection).execute(sql, values)
+            return plan.rows(cursor.fetchall() if cursor.description is not None else [])
 
     def run(self, connection: Connection, params: Params) -> None:
         """Execute with *params* a statement that returns no rows."""
@@ -134,20 +141,23 @@ class Prepared:
         sql = plan.pieces[0]
         values = [plan.values(row) for row in rows]
         with _raised_as_sqlalchemy(connection, sql, values):
-            _driver(connection).executemany(sql, values)
+            _driver(connection).cursor().executemany(sql, values)
 
     def _direct(self, connection: Connection, params: Params) -> _Plan | None:
-        """The SQLite plan, or None where SQLAlchemy runs the statement: another
-        dialect, no transaction begun, an empty expanding list (SQLAlchemy renders
-        those as an always-false expression)."""
-        if connection.dialect.name != "sqlite" or not connection.in_transaction():
+        """The plan for *connection*'s dialect, or None where SQLAlchemy runs the
+        statement: no transaction begun, an empty expanding list (SQLAlchemy renders
+        those as an always-false expression), any expanding list bound by name."""
+        if not connection.in_transaction():
             return None
-        keys = tuple(params) if self._dml else ()
+        dialect = connection.dialect
+        keys = (dialect.name, *params) if self._dml else (dialect.name,)
         plan = self._plans.get(keys)
         if plan is None:
-            columns = list(keys) if self._dml else None
-            plan = self._plans[keys] = _compiled(self.statement, columns, connection.dialect)
-        if any(not params.get(name) for name in plan.expanding):
+            columns = list(keys[1:]) if self._dml else None
+            plan = self._plans[keys] = _compiled(self.statement, columns, dialect)
+        if plan.expanding and (
+            not plan.positional or any(not params.get(name) for name in plan.expanding)
+        ):
             return None
         return plan
 
@@ -155,8 +165,9 @@ class Prepared:
 @contextmanager
 def savepoint(connection: Connection) -> Iterator[None]:
     """A savepoint, released on success and rolled back on any exception; taken on the
-    SQLite driver (~1 us against ~55 us for ``begin_nested``), else by SQLAlchemy."""
-    if connection.dialect.name != "sqlite" or not connection.in_transaction():
+    driver (~1 us on SQLite against ~55 us for ``begin_nested``) in a transaction begun,
+    else by SQLAlchemy."""
+    if not connection.in_transaction():
         with connection.begin_nested():
             yield
         return
@@ -176,34 +187,53 @@ def _statement(connection: Connection, sql: str) -> None:
         _driver(connection).execute(sql)
 
 
-def _driver(connection: Connection) -> sqlite3.Connection:
-    driver = connection.connection.driver_connection
-    assert isinstance(driver, sqlite3.Connection)
-    return driver
+def _driver(connection: Connection) -> Any:
+    """The DBAPI connection (sqlite3's, psycopg's) under *connection*."""
+    return connection.connection.driver_connection
 
 
 @contextmanager
 def _raised_as_sqlalchemy(connection: Connection, sql: str, values: Any) -> Iterator[None]:
-    """A driver error raised as the :class:`DBAPIError` subclass SQLAlchemy raises."""
+    """A driver error raised as the :class:`DBAPIError` subclass SQLAlchemy raises; when
+    it says the connection is lost, the connection is invalidated first (the pool then
+    replaces it), as SQLAlchemy does."""
+    dialect = connection.dialect
+    driver_error = dialect.loaded_dbapi.Error
     try:
         yield
-    except sqlite3.Error as error:
+    except driver_error as error:
+        lost = dialect.is_disconnect(error, _driver(connection), None)
+        if lost:
+            connection.invalidate(error)
         raise DBAPIError.instance(
-            sql, values, error, sqlite3.Error, hide_parameters=True, dialect=connection.dialect
+            sql,
+            values,
+            error,
+            driver_error,
+            hide_parameters=True,
+            connection_invalidated=lost,
+            dialect=dialect,
         ) from error
 
 
 def _compiled(statement: Executable, columns: list[str] | None, dialect: Dialect) -> _Plan:
-    assert isinstance(statement, ClauseElement)
-    compiled = statement.compile(dialect=dialect, column_keys=columns)
+    exported = list(getattr(statement, "exported_columns", ()))
+    clause: ClauseElement
+    if isinstance(statement, Insert) and not exported:
+        clause = statement.inline()  # no RETURNING of the key added (PostgreSQL)
+    else:
+        assert isinstance(statement, ClauseElement)
+        clause = statement
+    compiled = clause.compile(dialect=dialect, column_keys=columns)
     assert isinstance(compiled, SQLCompiler)
-    if compiled.positiontup is None:
-        raise ValueError("the SQLite dialect is expected to bind by position")
+    positional = compiled.positiontup is not None
+    if not positional and dialect.paramstyle != "pyformat":
+        raise ValueError(f"parameter style {dialect.paramstyle} is not handled")
     pieces = [compiled.string]
     binds: list[tuple[str, _Processor]] = []
     defaults: dict[str, Any] = {}
     expanding: list[str] = []
-    for name in compiled.positiontup:
+    for name in compiled.positiontup or compiled.binds:
         parameter = compiled.binds[name]
         binds.append((name, parameter.type.dialect_impl(dialect).bind_processor(dialect)))
         if not parameter.required:
@@ -212,13 +242,13 @@ def _compiled(statement: Executable, columns: list[str] | None, dialect: Dialect
             expanding.append(name)
             head, _marker, tail = pieces.pop().partition(_EXPANDED.format(name))
             pieces += [head, tail]
-    exported = list(getattr(statement, "exported_columns", ()))
     fields = [column.key for column in exported]
     results = tuple(
         column.type.dialect_impl(dialect).result_processor(dialect, None) for column in exported
     )
     return _Plan(
         pieces=tuple(pieces),
+        positional=positional,
         binds=tuple(binds),
         defaults=defaults,
         expanding=tuple(expanding),

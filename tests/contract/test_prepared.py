@@ -1,7 +1,7 @@
-"""Statements run on the SQLite driver (service/adapters/prepared.py), on a real database:
-what they store and read is what SQLAlchemy stores and reads, their errors are
-SQLAlchemy's, their savepoints nest. On PostgreSQL the same tests check that SQLAlchemy
-runs them."""
+"""Statements run on the database driver (service/adapters/prepared.py), on a real
+database (SQLite, or PostgreSQL through psycopg): what they store and read is what
+SQLAlchemy stores and reads, their errors are SQLAlchemy's, their savepoints nest.
+Expanding lists are run by SQLAlchemy on PostgreSQL."""
 
 from __future__ import annotations
 
