@@ -39,7 +39,7 @@ _SAVEPOINTS = count(1)  # names of the savepoints this module takes
 
 @dataclass(frozen=True, slots=True)
 class _Plan:
-    """A statement compiled for SQLite: SQL text split at its expanding ``IN`` lists,
+    """A statement compiled for one dialect: SQL text split at its expanding ``IN`` lists,
     the parameters in text order with their processors (and the values the statement
     holds itself), the result columns and their processors."""
 
@@ -98,9 +98,10 @@ class _Plan:
 
 
 class Prepared:
-    """*statement*, a Core statement, run on the SQLite driver or by SQLAlchemy. An
-    INSERT or UPDATE is compiled, as SQLAlchemy does, for the keys its parameters
-    give (the columns it sets): once per set of keys."""
+    """*statement*, a Core statement, run on the database driver (or by SQLAlchemy where
+    the module docstring says). An INSERT or UPDATE is compiled, as SQLAlchemy does, for
+    the keys its parameters give (the columns it sets): once per dialect and set of
+    keys."""
 
     def __init__(self, statement: Executable) -> None:
         self.statement = statement
