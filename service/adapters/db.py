@@ -559,8 +559,7 @@ class Store:
         if key in self._held_checkpoints:
             data = self._held_checkpoints[key]
         else:
-            found = _CHECKPOINT.rows(self._connection, _identity(patient, tenant))
-            data = found[0].checkpoint if found else None
+            data = _CHECKPOINT.scalar(self._connection, _identity(patient, tenant))
         self._checkpoints_read.pop(key, None)
         if data is None:
             return None
@@ -884,8 +883,10 @@ class Store:
         return context
 
     def _document_digest(self, uid: str, tenant: str) -> str | None:
-        found = _DOCUMENT_DIGEST.rows(self._connection, {"tenant": tenant, "uid": uid})
-        return found[0].digest if found else None
+        stored: str | None = _DOCUMENT_DIGEST.scalar(
+            self._connection, {"tenant": tenant, "uid": uid}
+        )
+        return stored
 
     def _patient_id(
         self, patient: PatientIdentity, tenant: str, *, lock: bool = False
@@ -896,15 +897,13 @@ class Store:
         if not lock and key in self._patient_ids:
             return self._patient_ids[key]
         if lock:
-            rows = _LOCK_PATIENT.rows(self._connection, _identity(patient, tenant))
-            if not rows:
+            row = _LOCK_PATIENT.first(self._connection, _identity(patient, tenant))
+            if row is None:
                 return None
-            (row,) = rows
             self._held_checkpoints[key] = row.checkpoint
             found: int | None = row.id
         else:
-            rows = _PATIENT_ID.rows(self._connection, _identity(patient, tenant))
-            found = rows[0].id if rows else None
+            found = _PATIENT_ID.scalar(self._connection, _identity(patient, tenant))
         if found is not None:
             self._patient_ids[key] = found
         return found
@@ -915,8 +914,7 @@ class Store:
         if found is not None:
             return found
         row = _identity(patient, tenant)
-        rows = _INSERT_PATIENT[self._dialect].rows(self._connection, row)
-        inserted: int | None = rows[0].id if rows else None
+        inserted: int | None = _INSERT_PATIENT[self._dialect].scalar(self._connection, row)
         if inserted is None:  # a concurrent transaction inserted the patient first
             found = self._patient_id(patient, tenant, lock=lock)
             if found is None:
@@ -952,8 +950,9 @@ class Store:
         document_row["lesions"] = lesion_codec.encode(report.lesions)
         if dicom_context is not None:  # else SQL NULL: JSON would store None as 'null'
             document_row["dicom_context"] = dicom_context
-        found = _INSERT_DOCUMENT[self._dialect].rows(self._connection, document_row)
-        document_id: int | None = found[0].id if found else None
+        document_id: int | None = _INSERT_DOCUMENT[self._dialect].scalar(
+            self._connection, document_row
+        )
         if document_id is None:
             return False
         # What the row decodes to is *report* (lesion_codec is exact): a history read
@@ -988,8 +987,8 @@ class Store:
 
     def _locked_result(self, patient_id: int, day: date) -> AnyRow | None:
         slot = {"patient_id": patient_id, "day": day}
-        found = _LOCK_RESULT.rows(self._connection, slot)
-        return found[0] if found else None
+        found: AnyRow | None = _LOCK_RESULT.first(self._connection, slot)
+        return found
 
     def _insert_result(self, patient_id: int, day: date, digest: str) -> StoredResult | None:
         """Insert version 1; None, inserting nothing, if the row is stored already."""
@@ -1001,8 +1000,8 @@ class Store:
             "digest": digest,
             "issued": stored.issued,
         }
-        found = _INSERT_RESULT[self._dialect].rows(self._connection, row)
-        return stored if found else None
+        inserted = _INSERT_RESULT[self._dialect].first(self._connection, row)
+        return None if inserted is None else stored
 
 
 def _now() -> datetime:

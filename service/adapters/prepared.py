@@ -119,6 +119,16 @@ class Prepared:
             cursor = _driver(connection).execute(sql, values)
             return plan.rows(cursor.fetchall() if cursor.description is not None else [])
 
+    def first(self, connection: Connection, params: Params) -> Any | None:
+        """The first of :meth:`rows`, or None when there is none."""
+        found = self.rows(connection, params)
+        return found[0] if found else None
+
+    def scalar(self, connection: Connection, params: Params) -> Any | None:
+        """The first column of :meth:`first`, or None when there is no row."""
+        row = self.first(connection, params)
+        return None if row is None else row[0]
+
     def run(self, connection: Connection, params: Params) -> None:
         """Execute with *params* a statement that returns no rows."""
         plan = self._direct(connection, params)

@@ -140,3 +140,17 @@ def test_outside_a_transaction_sqlalchemy_begins_one(migrated_engine: Engine) ->
         assert connection.in_transaction()
         connection.rollback()
         assert _stored(connection, "SELECT uid FROM document") == []
+
+
+def test_first_and_scalar_give_the_first_row_and_column_or_none(connection: Connection) -> None:
+    INSERT_DOCUMENT.many(connection, [_document("b"), _document("a")])
+    uids = Prepared(
+        sa.select(document.c.uid, document.c.kind)
+        .where(document.c.tenant == sa.bindparam("tenant"))
+        .order_by(document.c.uid)
+    )
+    first = uids.first(connection, {"tenant": "t"})
+    assert first is not None and (first.uid, first.kind) == ("a", "dicom-sr")
+    assert uids.scalar(connection, {"tenant": "t"}) == "a"
+    assert uids.first(connection, {"tenant": "other"}) is None
+    assert uids.scalar(connection, {"tenant": "other"}) is None
