@@ -296,14 +296,15 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(_alembic_config()).get_current_head()
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the latest revision; a no-op when it is already there."""
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to *revision* (by default the latest); a no-op when it is
+    already there."""
     config = _alembic_config()
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK_KEY)))
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        command.upgrade(config, revision)
 
 
 @dataclass(frozen=True, slots=True)

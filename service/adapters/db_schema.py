@@ -192,7 +192,15 @@ fhir_resource = sa.Table(
     ),
     sa.UniqueConstraint("tenant", "resource_type", "resource_id", name="uq_fhir_resource_id"),
     sa.Index("ix_fhir_resource_patient", "tenant", "resource_type", "patient_id"),
-    sa.Index("ix_fhir_resource_identifier", "tenant", "resource_type", "identifier"),
+    # Partial: only the types searched by identifier keep one (fhir_index).
+    sa.Index(
+        "ix_fhir_resource_identifier",
+        "tenant",
+        "resource_type",
+        "identifier",
+        sqlite_where=sa.text("identifier IS NOT NULL"),
+        postgresql_where=sa.text("identifier IS NOT NULL"),
+    ),
 )
 
 # The audit trail (issue 6; reliability.md section 3, "Audit trail completeness"): one FHIR

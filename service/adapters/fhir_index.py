@@ -26,6 +26,13 @@ Resource = dict[str, Any]
 # text as group 1; a quote inside a string is escaped there, so it never matches inside one.
 _REFERENCE: Final = re.compile(rb'"reference":("[^"\\]*(?:\\.[^"\\]*)*")')
 
+# The resource types a search finds by business identifier (``identifier`` of
+# GET /fhir/Observation and /fhir/Patient, and an Observation's ``If-None-Exist``). Only
+# their rows keep the identifier: the index on it would otherwise take ~11 more entries a
+# timepoint (its BodyStructures' tracking UIDs, its DiagnosticReport's), each on a page
+# of its own that the commit writes (issue 7).
+SEARCHED_BY_IDENTIFIER: Final = frozenset({"Observation", "Patient"})
+
 
 def patient_resource(patient: PatientIdentity) -> Resource:
     """The Patient resource that names *patient*; its id is stable."""
@@ -68,12 +75,13 @@ def record(
     first = identifiers[0] if isinstance(identifiers, list) and identifiers else identifiers
     effective = resource.get("effectiveDateTime")
     text = fhir_writer.dumps(body)
+    kind = resource["resourceType"]
     return FhirRecord(
-        resource_type=resource["resourceType"],
+        resource_type=kind,
         resource_id=resource["id"],
         body=text if references is None else references(text),
         patient=patient,
-        identifier=identifier_text(first),
+        identifier=identifier_text(first) if kind in SEARCHED_BY_IDENTIFIER else None,
         effective_date=_day(effective),
     )
 

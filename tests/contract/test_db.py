@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from service.adapters.db import (
     migrate,
     open_store,
 )
-from service.adapters.db_schema import document, lesion, measurement, metadata
+from service.adapters.db_schema import document, fhir_resource, lesion, measurement, metadata
 from service.domain.errors import Conflict, IdentityConflict, NotFound
 from service.domain.model import (
     DEFAULT_PATIENT_SYSTEM,
@@ -168,7 +168,7 @@ def test_migrate_twice_gives_the_schema_of_the_metadata(engine: Engine) -> None:
     with engine.connect() as connection:
         context = MigrationContext.configure(connection)
         assert compare_metadata(context, metadata) == []
-        assert context.get_current_revision() == head_revision() == "0008"
+        assert context.get_current_revision() == head_revision() == "0009"
 
 
 def test_ping(db: Engine) -> None:
@@ -434,6 +434,60 @@ def test_fhir_resources_version_on_change_and_are_searchable(db: Engine) -> None
     assert [r.resource_id for r in by_patient] == ["o1", "o2", "o3"]
     assert [r.resource_id for r in later] == ["o2"]
     assert [r.resource_id for r in by_identifier] == ["o2"]
+
+
+def test_revision_0009_keeps_the_identifiers_searched_and_clears_the_others(
+    engine: Engine,
+) -> None:
+    """Rows stored before revision 0009 keep their identifier only when their type is
+    searched by it (fhir_index.SEARCHED_BY_IDENTIFIER), and are still found by it."""
+    migrate(engine, "0008")
+    kinds = {"o1": "Observation", "p1": "Patient", "b1": "BodyStructure", "d1": "DiagnosticReport"}
+    with engine.begin() as connection:
+        connection.execute(
+            sa.insert(fhir_resource),
+            [
+                {
+                    "tenant": "default",
+                    "resource_type": kind,
+                    "resource_id": resource_id,
+                    "identifier": f"urn:x|{resource_id}",
+                    "version": 1,
+                    "last_updated": datetime.now(UTC),
+                    "body": b"{}",
+                }
+                for resource_id, kind in kinds.items()
+            ],
+        )
+    migrate(engine)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.select(fhir_resource.c.resource_id, fhir_resource.c.identifier)
+        )
+        kept = {row.resource_id: row.identifier for row in rows}
+    assert kept == {"o1": "urn:x|o1", "p1": "urn:x|p1", "b1": None, "d1": None}
+    with open_store(engine) as store:
+        for resource_id in ("o1", "p1"):
+            found = store.search_resources(kinds[resource_id], identifier=f"urn:x|{resource_id}")
+            assert [row.resource_id for row in found] == [resource_id]
+
+
+def test_a_search_by_identifier_uses_the_partial_index_on_it(db: Engine) -> None:
+    """``identifier = ?`` implies the partial index's ``identifier IS NOT NULL`` on both
+    databases, with the value bound as the store binds it."""
+    r = fhir_resource
+    query = sa.select(r.c.id).where(
+        r.c.tenant == "default", r.c.resource_type == "Observation", r.c.identifier == "urn:x|1"
+    )
+    compiled = query.compile(db)
+    with db.begin() as connection:
+        if db.dialect.name == "postgresql":
+            connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
+            plan = connection.exec_driver_sql(f"EXPLAIN {compiled}", compiled.params).all()
+        else:
+            values = tuple(compiled.params[name] for name in compiled.positiontup or ())
+            plan = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", values).all()
+    assert "ix_fhir_resource_identifier" in " ".join(str(row) for row in plan)
 
 
 def test_put_resources_batches_with_the_semantics_of_put_resource(db: Engine) -> None:

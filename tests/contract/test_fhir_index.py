@@ -42,3 +42,22 @@ def test_references_named_in_the_rewrite_become_their_new_values_at_any_depth() 
     assert row.body == fhir_index.record(resource, PATIENT).body.replace(
         orjson.dumps(ODD), b'"BodyStructure/s1"'
     ).replace(b'"reference":"BodyStructure/b1"', b'"reference":"BodyStructure/s2"')
+
+
+def test_only_the_types_searched_by_identifier_keep_it_in_their_row() -> None:
+    """The index by identifier holds the rows a search can find by it (issue 7: each
+    entry is a page the commit writes); every body keeps its identifiers."""
+    identifiers = [{"system": "urn:x", "value": "1"}, {"system": "urn:y", "value": "2"}]
+    rows = {
+        kind: fhir_index.record(
+            {"resourceType": kind, "id": "r", "identifier": identifiers}, PATIENT
+        )
+        for kind in ("Observation", "Patient", "BodyStructure", "DiagnosticReport")
+    }
+    assert {kind: row.identifier for kind, row in rows.items()} == {
+        "Observation": "urn:x|1",
+        "Patient": "urn:x|1",
+        "BodyStructure": None,
+        "DiagnosticReport": None,
+    }
+    assert all(orjson.loads(row.body)["identifier"] == identifiers for row in rows.values())

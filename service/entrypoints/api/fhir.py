@@ -488,9 +488,16 @@ def _searchset(request: Request, found: list[StoredResource]) -> Response:
     return FhirResponse(fhir_writer.dumps(bundle))
 
 
-_REPORT_PARAMS: Final = frozenset({"subject", "subject:identifier", "date"})
-_OBSERVATION_PARAMS: Final = frozenset({"identifier", "subject", "subject:identifier", "date"})
-_PATIENT_PARAMS: Final = frozenset({"identifier"})
+def _params(resource_type: str, *names: str) -> frozenset[str]:
+    """The search parameters of *resource_type*: *names*, and ``identifier`` when its
+    rows keep their identifier (``fhir_index.SEARCHED_BY_IDENTIFIER``)."""
+    by_identifier = ("identifier",) if resource_type in fhir_index.SEARCHED_BY_IDENTIFIER else ()
+    return frozenset((*names, *by_identifier))
+
+
+_REPORT_PARAMS: Final = _params("DiagnosticReport", "subject", "subject:identifier", "date")
+_OBSERVATION_PARAMS: Final = _params("Observation", "subject", "subject:identifier", "date")
+_PATIENT_PARAMS: Final = _params("Patient")
 
 
 @router.get("/DiagnosticReport", response_class=FhirResponse)
