@@ -3,6 +3,7 @@ reading of wrk's report, process figures and verdicts. CI never runs the benchma
 
 from __future__ import annotations
 
+import collections
 import itertools
 import os
 import shutil
@@ -17,7 +18,19 @@ from pathlib import Path
 import pytest
 from pydicom import dcmread
 
-from bench import ab, bodies, cli_rate, inprocess, measure, memory, postgres, procstat, servers, wrk
+from bench import (
+    ab,
+    bodies,
+    cli_rate,
+    inprocess,
+    measure,
+    memory,
+    pages,
+    postgres,
+    procstat,
+    servers,
+    wrk,
+)
 from bench.run import Ratio
 from service.adapters import sr_reader
 
@@ -333,3 +346,35 @@ def test_ab_serves_a_checkout_of_a_revision_pinned_to_one_cpu(tmp_path):
             assert os.sched_getaffinity(server.pid) == {cpu}
             assert Path(f"/proc/{server.pid}/cwd").resolve() == tree.resolve()
     assert not tree.exists()
+
+
+def test_each_frame_of_the_wal_is_charged_to_the_table_or_index_it_wrote(tmp_path):
+    database = tmp_path / "wal.db"
+    connection = sqlite3.connect(database, isolation_level=None)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, u TEXT UNIQUE, v TEXT)")
+    connection.execute("CREATE INDEX ix_t_v ON t (v)")
+    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    with connection:
+        connection.execute("BEGIN")
+        connection.executemany(
+            "INSERT INTO t (u, v) VALUES (?, ?)", [(f"u{n:04d}" * 20, f"v{n}") for n in range(300)]
+        )
+    wal = database.with_name("wal.db-wal")
+    found = pages.wal_pages(wal)
+    assert len(found) == (wal.stat().st_size - 32) // (4096 + 24)
+    owners = pages.page_owners(database)
+    connection.close()
+    written = collections.Counter(owners[page] for page in found)
+    assert written.keys() == {"t", "t UNIQUE (u)", "ix_t_v", "sqlite_schema"}
+    assert written["t UNIQUE (u)"] > written["ix_t_v"]  # 80-byte keys against ~4
+
+
+@pytest.mark.parametrize("follow_up", [0, 2])
+def test_the_frames_of_service_requests_are_counted_by_owner(follow_up):
+    found = pages.measure(requests=2, patients=3, follow_up=follow_up)
+    owners = found["by_owner"]
+    written = {"fhir_resource", "fhir_resource UNIQUE (tenant, resource_type, resource_id)"}
+    assert written | {"document", "measurement", "sqlite_schema"} <= owners.keys()
+    assert found["frames_per_request"] == pytest.approx(sum(owners.values()), abs=0.1)
+    assert found["frames_per_request"] >= 10
