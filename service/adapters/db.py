@@ -216,15 +216,14 @@ _LOCK_RESOURCES = Prepared(
     .order_by(schema.fhir_resource.c.id)
     .with_for_update()
 )
-# PostgreSQL as _insert_or_nothing says. SQLite: one writer at a time (BEGIN IMMEDIATE),
-# so no other transaction can insert a row between _locked_resources and the insert; a
-# plain executemany streams the rows, where the RETURNING form renders them all into one
-# statement (+1.2 MB peak for a 200-lesion SR).
-_INSERT_RESOURCE = (
-    postgresql.insert(schema.fhir_resource)
-    .on_conflict_do_nothing()
-    .returning(schema.fhir_resource.c.resource_type, schema.fhir_resource.c.resource_id)
-)
+# PostgreSQL as _insert_or_nothing says, one row an execution in psycopg's pipeline
+# (Prepared.many_rows). SQLite: one writer at a time (BEGIN IMMEDIATE), so no other
+# transaction can insert a row between _locked_resources and the insert; a plain
+# executemany streams the rows, where SQLAlchemy's RETURNING form renders them all into
+# one statement (+1.2 MB peak for a 200-lesion SR).
+_INSERT_RESOURCE = _insert_or_nothing(
+    schema.fhir_resource, schema.fhir_resource.c.resource_type, schema.fhir_resource.c.resource_id
+)["postgresql"]
 _INSERT_RESOURCE_ROWS = Prepared(sa.insert(schema.fhir_resource))
 _UPDATE_RESOURCE = Prepared(
     sa.update(schema.fhir_resource).where(schema.fhir_resource.c.id == sa.bindparam("row_id"))
@@ -863,7 +862,7 @@ class Store:
         if self._dialect == "sqlite":
             _INSERT_RESOURCE_ROWS.many(self._connection, rows)
             return stored
-        found = self._connection.execute(_INSERT_RESOURCE, rows).all()
+        found = _INSERT_RESOURCE.many_rows(self._connection, rows)
         return {key: stored[key] for key in map(tuple, found)}
 
     def dicom_context(

@@ -154,6 +154,27 @@ class Prepared:
         with _raised_as_sqlalchemy(connection, sql, values):
             _driver(connection).cursor().executemany(sql, values)
 
+    def many_rows(self, connection: Connection, rows: Sequence[Params]) -> list[Any]:
+        """:meth:`many` of a statement that returns rows: the rows of every execution, in
+        order. On psycopg one ``executemany`` in a pipeline (one round trip, a short
+        statement whose parsing psycopg caches), where SQLAlchemy renders one INSERT of
+        all the rows, parsed by psycopg at each call; elsewhere SQLAlchemy runs it."""
+        if not rows:
+            return []
+        plan = self._direct(connection, rows[0])
+        if plan is None or plan.expanding or connection.dialect.driver != "psycopg":
+            return list(connection.execute(self.statement, list(rows)).all())
+        sql = plan.pieces[0]
+        values = [plan.values(row) for row in rows]
+        fetched: list[Any] = []
+        with _raised_as_sqlalchemy(connection, sql, values):
+            cursor = _driver(connection).cursor()
+            cursor.executemany(sql, values, returning=True)
+            fetched.extend(cursor.fetchall())
+            while cursor.nextset():
+                fetched.extend(cursor.fetchall())
+        return plan.rows(fetched)
+
     def _direct(self, connection: Connection, params: Params) -> _Plan | None:
         """The plan for *connection*'s dialect, or None where SQLAlchemy runs the
         statement: no transaction begun, an empty expanding list (SQLAlchemy renders

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from service.adapters.db_schema import document, patient
@@ -154,3 +155,22 @@ def test_first_and_scalar_give_the_first_row_and_column_or_none(connection: Conn
     assert uids.scalar(connection, {"tenant": "t"}) == "a"
     assert uids.first(connection, {"tenant": "other"}) is None
     assert uids.scalar(connection, {"tenant": "other"}) is None
+
+
+def test_many_rows_gives_the_rows_of_each_execution_in_order(connection: Connection) -> None:
+    """On psycopg one executemany returning rows; an execution that inserted nothing (a
+    conflict skipped) gives none, and the rows are typed as SQLAlchemy types them."""
+    dialect = {"postgresql": postgresql, "sqlite": sqlite}[connection.dialect.name]
+    insert = dialect.insert(document).on_conflict_do_nothing()
+    statement = Prepared(insert.returning(document.c.uid, document.c.received_at))
+    INSERT_DOCUMENT.run(connection, _document("taken"))
+    later = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+    wanted = [_document("a"), _document("taken"), _document("c", received_at=later)]
+    found = statement.many_rows(connection, wanted)
+    assert [(row.uid, row.received_at) for row in found] == [
+        ("a", wanted[0]["received_at"]),
+        ("c", later),
+    ]
+    assert statement.many_rows(connection, []) == []
+    stored = connection.execute(sa.select(document.c.uid).order_by(document.c.id)).scalars()
+    assert list(stored) == ["taken", "a", "c"]
