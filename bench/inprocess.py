@@ -20,14 +20,14 @@ from sqlalchemy.engine import Engine
 
 from bench import bodies, postgres
 from service import services
-from service.adapters import db, db_schema as T, fhir_writer, sr_context, sr_reader
+from service.adapters import db, db_schema as T, fhir_writer, sr_reader
 from service.domain.model import (
     AssessmentParameters,
     LesionObservation,
     PatientIdentity,
     SourceDocument,
 )
-from service.entrypoints import dicom_status
+from service.entrypoints import read_process
 
 BASE_URL = "http://127.0.0.1/fhir"
 
@@ -90,13 +90,7 @@ class Ingest:
         self.db_seconds = self.db_cpu_seconds = 0.0
 
     def __call__(self, data: bytes) -> bytes:
-        dataset = sr_reader.parse_dicom(data)
-        report = sr_reader.read_sr(dataset)
-        inbound = services.Inbound(
-            report,
-            dicom_status.instance_digest(data, dataset),
-            dicom_context=sr_context.extract(dataset),
-        )
+        inbound = read_process.read_dicom(data)
         TimedStore.seconds = TimedStore.cpu_seconds = 0.0
         begin = _clocks()
         with self.engine.begin() as connection:  # open_store's transaction

@@ -74,7 +74,7 @@ def load_run(
 ) -> dict[str, Any]:
     """One wrk run with the server's CPU time over it."""
     cursor.reserve(seconds, connections)
-    before = procstat.cpu_seconds(pid)
+    before = procstat.tree_cpu_seconds(pid)
     result = wrk.run(
         load,
         seconds=seconds,
@@ -82,7 +82,7 @@ def load_run(
         first_body=cursor.next,
         delay_ms=delay_ms,
     )
-    cpu = procstat.cpu_seconds(pid) - before
+    cpu = procstat.tree_cpu_seconds(pid) - before
     # Requests still in flight when wrk stops were sent too: skip past them.
     cursor.advance(result.requests + connections, result.rps)
     return {
@@ -112,7 +112,7 @@ def summarise(runs: list[dict[str, Any]], pid: int, cursor: Cursor) -> Figures:
         p50_ms=median("p50_ms"),
         p99_ms=median("p99_ms"),
         cpu_ms_per_request=median("cpu_ms_per_request"),
-        peak_rss_mb=procstat.peak_rss_mb(pid),
+        peak_rss_mb=procstat.tree_peak_rss_mb(pid),
         errors=sum(run["non_2xx"] + run["socket_errors"] for run in runs),
         bodies_reused=cursor.reused,
     )

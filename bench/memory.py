@@ -20,15 +20,16 @@ WARMUP_REQUESTS = 20
 
 
 def added_by(workdir: Path, body: bytes, content_type: str) -> dict[str, Any]:
-    """Peak RSS of a fresh, warmed-up server before and after POST /assessments *body*."""
+    """Peak RSS of a fresh, warmed-up server (with the processes it started: its SR
+    reader) before and after POST /assessments *body*."""
     workdir.mkdir(parents=True, exist_ok=True)
     with servers.service(workdir) as service:
         url = f"{servers.base_url(service)}/assessments"
         for warmup in bodies.distinct_srs(WARMUP_REQUESTS, prefix=f"MEM-{workdir.name}"):
             _post(url, warmup, "application/dicom")
-        before = procstat.peak_rss_mb(service.pid)
+        before = procstat.tree_peak_rss_mb(service.pid)
         _post(url, body, content_type)
-        after = procstat.peak_rss_mb(service.pid)
+        after = procstat.tree_peak_rss_mb(service.pid)
     added = (after - before) * MIB
     return {
         "body_bytes": len(body),

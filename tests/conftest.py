@@ -20,6 +20,9 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         if name.startswith("TR_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("TR_DIMSE_PORT", "0")  # no listener unless a test asks for one
+    # SRs read in the process under test (a companion process takes ~1 s to start):
+    # tests/contract/test_read_process.py and the e2e servers read them in one.
+    monkeypatch.setenv("TR_SR_READ_PROCESS", "false")
     yield
 
 

@@ -185,6 +185,17 @@ def _require_complete(dataset: Dataset) -> None:
         raise ValueError(f"the data set is truncated in element {last.tag}")
 
 
+_GROUP_LENGTH_ELEMENT: Final = 12  # (0002,0000) UL, explicit VR little endian
+
+
+def data_set_start(dataset: Dataset) -> int:
+    """Where the data set of *dataset*'s Part 10 bytes starts, after its File Meta
+    Information (0 when it has none, or no group length)."""
+    meta = getattr(dataset, "file_meta", None)
+    length = meta.get("FileMetaInformationGroupLength") if meta is not None else None
+    return _PREAMBLE_AND_PREFIX + _GROUP_LENGTH_ELEMENT + length if isinstance(length, int) else 0
+
+
 def read_sr(dataset: Dataset, *, patient_system: str = DEFAULT_PATIENT_SYSTEM) -> TimepointReport:
     """The TID 1500 Measurement Report in *dataset* as a :class:`TimepointReport`.
 

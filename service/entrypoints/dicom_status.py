@@ -49,8 +49,6 @@ from service.entrypoints import push_worker
 logger = logging.getLogger(__name__)
 
 SUCCESS: Final = 0x0000
-_PREAMBLE_AND_PREFIX: Final = 132  # PS3.10 7.1: 128-byte preamble + "DICM"
-_GROUP_LENGTH_ELEMENT: Final = 12  # (0002,0000) UL, explicit VR little endian
 
 
 class Condition(Enum):
@@ -153,10 +151,7 @@ def instance_digest(data: bytes, dataset: Dataset) -> str:
     Each sender writes its own meta (implementation UID, source AE title), so the same
     instance re-delivered through another route keeps its digest (idempotency).
     """
-    meta = getattr(dataset, "file_meta", None)
-    length = meta.get("FileMetaInformationGroupLength") if meta is not None else None
-    start = _PREAMBLE_AND_PREFIX + _GROUP_LENGTH_ELEMENT + length if isinstance(length, int) else 0
-    return services.digest(data[start:])
+    return services.digest(data[sr_reader.data_set_start(dataset) :])
 
 
 def read_instance(

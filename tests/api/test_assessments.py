@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -208,3 +209,43 @@ async def test_a_baseline_arriving_after_its_follow_up_reassesses_the_follow_up(
     report = entry["resource"]
     assert report["meta"]["versionId"] == "2"  # assessed again once its baseline came
     assert [code["text"] for code in report["conclusionCode"]] == ["PR"]  # as in date order
+
+
+async def test_srs_read_in_the_companion_process_answer_as_read_in_the_server(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The production default (TR_SR_READ_PROCESS=true) answers the same bodies as the
+    read in the server does (on a database of its own), a refusal included; its reader
+    process ends with the app."""
+    bodies = [_sr("20240101", 60, 40), _sr("20240301", 42, 28), b"DICM?"]
+    answers: dict[bool, list[tuple[int, Any]]] = {}
+    for in_companion in (True, False):
+        database = settings.database_url if in_companion else f"sqlite:///{tmp_path}/other.db"
+        update = {"sr_read_process": in_companion, "database_url": database}
+        app = create_app(settings.model_copy(update=update))
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                found = []
+                for body in bodies:
+                    response = await client.post("/assessments", content=body, headers=DICOM)
+                    found.append((response.status_code, _without_times(response.json())))
+            reader = app.state.sr_reader
+            assert (getattr(reader, "pid", None) is not None) == in_companion
+        assert getattr(reader, "pid", None) is None
+        answers[in_companion] = found
+    assert [status for status, _ in answers[True]] == [200, 200, 400]
+    assert answers[True] == answers[False]
+
+
+def _without_times(value: Any) -> Any:
+    """*value* without the instants it was stored or issued at."""
+    if isinstance(value, dict):
+        return {
+            key: _without_times(item)
+            for key, item in value.items()
+            if key not in ("issued", "lastUpdated", "timestamp")
+        }
+    if isinstance(value, list):
+        return [_without_times(item) for item in value]
+    return value

@@ -9,6 +9,8 @@ import os
 import shutil
 import sqlite3
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -98,6 +100,24 @@ def test_stamp_moves_a_report_to_another_date():
     data = bodies.stamp(sr, "P-1", "20250102")
     report = sr_reader.read_sr(sr_reader.parse_dicom(data))
     assert (report.patient.value, report.date.isoformat()) == ("P-1", "2025-01-02")
+
+
+def test_the_figures_of_a_process_count_the_processes_it_started():
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sum(range(3 * 10**6)); sys.stdin.read()"],
+        stdin=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while procstat.cpu_seconds(child.pid) < 0.02 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        me = os.getpid()
+        assert child.pid in procstat.processes(me) and procstat.processes(me)[0] == me
+        assert procstat.tree_cpu_seconds(me) >= procstat.cpu_seconds(me) + 0.02
+        together = procstat.tree_peak_rss_mb(me)
+        assert together >= procstat.peak_rss_mb(me) + procstat.peak_rss_mb(child.pid) - 0.1
+    finally:
+        child.communicate(b"")
 
 
 def test_stow_body_frames_each_instance():

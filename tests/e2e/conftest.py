@@ -37,7 +37,14 @@ class ServerProcess:
         self.log = workdir / "server.log"
         # No DIMSE listener unless *env* names a port: a fixed 11112 would clash with
         # another run on the machine (and module-scoped servers miss clean_environ).
-        self._env = {**os.environ, "TR_DIMSE_PORT": "0", "TR_DATABASE_URL": database_url, **env}
+        # SRs read in the companion process, as in production.
+        self._env = {
+            **os.environ,
+            "TR_DIMSE_PORT": "0",
+            "TR_SR_READ_PROCESS": "true",
+            "TR_DATABASE_URL": database_url,
+            **env,
+        }
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> float:

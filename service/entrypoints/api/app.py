@@ -11,7 +11,7 @@ from service import __version__
 from service.adapters import db
 from service.adapters.writer import Writer
 from service.config import Settings
-from service.entrypoints import dimse, push_worker
+from service.entrypoints import dimse, push_worker, read_process
 from service.entrypoints.api import (
     assessments,
     audit,
@@ -36,6 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = db.create_engine(settings.database_url, settings.database_lock_timeout)
         db.migrate(engine)
         app.state.engine = engine
+        app.state.sr_reader = read_process.for_settings(settings)
         writer = app.state.writer = Writer(engine)
         pusher = app.state.push_worker = push_worker.from_settings(settings, engine)
         if pusher is not None:
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if scp is not None:
             scp.shutdown()
         writer.close()
+        await app.state.sr_reader.close()
         if pusher is not None:
             pusher.stop(timeout=settings.push_timeout)
         engine.dispose()

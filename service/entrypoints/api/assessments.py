@@ -2,21 +2,23 @@
 
 The handler is ``async`` and does its parsing, evaluation and serialisation
 inline: CPU-bound work in Starlette's threadpool fights the event loop for the
-GIL (performance.md sections 3.3 and 6).
+GIL (performance.md sections 3.3 and 6). DICOM SRs are read by the app's reader
+(:mod:`service.entrypoints.read_process`): a companion process by default, awaited
+without blocking the event loop.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from service import services
-from service.adapters import fhir_writer, multipart, sr_context, sr_reader
+from service.adapters import fhir_writer, multipart
 from service.adapters.db import Store
 from service.config import Settings
-from service.entrypoints import dicom_status, metrics, push_worker
+from service.entrypoints import metrics, push_worker, read_process
 from service.entrypoints.api import fhir
 from service.entrypoints.api.deps import (
     SettingsDep,
@@ -65,17 +67,15 @@ def _media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-def _read_dicom(
+async def _read_dicom(
     data: bytes, request: Request, settings: Settings, tenant: str
 ) -> list[services.Inbound]:
-    """One SR in DICOM Part 10; its digest is the one STOW-RS and C-STORE use."""
-    dataset = sr_reader.parse_dicom(data, max_inflated_bytes=settings.sr_max_inflated_bytes)
-    report = sr_reader.read_sr(dataset, patient_system=settings.patient_system)
-    digest = dicom_status.instance_digest(data, dataset)
-    return [services.Inbound(report, digest, dicom_context=sr_context.extract(dataset))]
+    """One SR in DICOM Part 10, read by the app's reader (:mod:`..read_process`)."""
+    reader: read_process.Reader = request.app.state.sr_reader
+    return [await reader.read(data)]
 
 
-def _read_multipart(
+async def _read_multipart(
     data: bytes, request: Request, settings: Settings, tenant: str
 ) -> list[services.Inbound]:
     """Several SRs, one per ``application/dicom`` part (read_body's limit caps the whole)."""
@@ -88,16 +88,26 @@ def _read_multipart(
     except multipart.SizeLimitExceeded as exc:
         raise HttpProblem(413, "too-long", str(exc)) from exc
     return [
-        inbound for part in parts for inbound in _read_dicom(part.body, request, settings, tenant)
+        inbound
+        for part in parts
+        for inbound in await _read_dicom(part.body, request, settings, tenant)
     ]
+
+
+async def _read_fhir(
+    data: bytes, request: Request, settings: Settings, tenant: str
+) -> list[services.Inbound]:
+    return fhir.read_assessment_body(data, request, settings, tenant)
 
 
 # Media type of the request body -> the reader turning it into reports (of the tenant:
 # FHIR references resolve among its patients).
-_READERS: dict[str, Callable[[bytes, Request, Settings, str], list[services.Inbound]]] = {
+_READERS: dict[
+    str, Callable[[bytes, Request, Settings, str], Awaitable[list[services.Inbound]]]
+] = {
     DICOM: _read_dicom,
     "multipart/related": _read_multipart,
-    FHIR_JSON: fhir.read_assessment_body,
+    FHIR_JSON: _read_fhir,
 }
 
 
@@ -126,7 +136,7 @@ async def post_assessments(
                 f"Content-Type {media_type or '(none)'} is not one of {', '.join(_READERS)}",
             )
         data = await read_body(request, settings.max_dicom_body_bytes)
-        inbound = reader(data, request, settings, tenant)
+        inbound = await reader(data, request, settings, tenant)
         pusher = request.app.state.push_worker
 
         with push_worker.collect(pusher, query.criteria, query.params, query.setting) as changed:

@@ -1,0 +1,156 @@
+"""The DICOM SR read of ``POST /assessments`` in a companion process (issue 7).
+
+The serving process runs Python on one core at a time (the GIL). Reading a 10-lesion SR
+(pydicom's parse, the content-tree walk, the model, the digest) is ~1.25 ms of its
+~5.5 ms of CPU a request and needs nothing of it, so :class:`ReadProcess` runs it in a
+process of its own (:mod:`.sr_reader_process`, ~60 MB resident), started at the first
+read. Against the read in the serving process (four alternating pairs of 10 s runs,
+README "Performance"): 188-202 SRs a second against 174-176, the serving process's CPU
+5.3-5.4 -> 3.9-4.3 ms a request, both processes' 5.7-6.2 ms. Each body goes to the
+reader's stdin and its answer comes back on its stdout, each framed by its length; the
+answer, the report read or the exception the read raised, is pickled (~0.15 ms to load),
+between the server and the reader it started only. The event loop writes and reads the
+pipes without blocking, one body at a time.
+
+A reader that stops, or takes longer than :data:`TIMEOUT_SECONDS`, is stopped and the
+request refused with :class:`~service.domain.errors.Unavailable` (503, retry later):
+reading the same bytes in the serving process could stop that one too. The next read
+starts another reader. :class:`InProcess` reads in the serving process
+(``TR_SR_READ_PROCESS=false``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import pickle  # nosec B403
+import sys
+from typing import Final, Protocol
+
+from service import services
+from service.adapters import sr_reader
+from service.config import Settings
+from service.domain.errors import Unavailable
+from service.domain.model import DEFAULT_PATIENT_SYSTEM
+from service.entrypoints import sr_reader_process
+from service.entrypoints.sr_reader_process import LENGTH
+
+TIMEOUT_SECONDS: Final = 30.0  # far above the read limits' worst case (reliability.md 5)
+
+
+def read_dicom(
+    data: bytes,
+    patient_system: str = DEFAULT_PATIENT_SYSTEM,
+    max_inflated_bytes: int = sr_reader.MAX_INFLATED_BYTES,
+) -> services.Inbound:
+    """One SR in DICOM Part 10; its digest is the one STOW-RS and C-STORE use."""
+    return _inbound(data, sr_reader_process.read_parts(data, patient_system, max_inflated_bytes))
+
+
+def _inbound(data: bytes, parts: sr_reader_process.Parts) -> services.Inbound:
+    report, start, context = parts
+    return services.Inbound(report, services.digest(data[start:]), dicom_context=context)
+
+
+class Reader(Protocol):
+    """What reads an SR body for ``POST /assessments``."""
+
+    async def read(self, data: bytes) -> services.Inbound: ...
+
+    async def close(self) -> None: ...
+
+
+class InProcess:
+    """:func:`read_dicom` in the serving process."""
+
+    def __init__(self, patient_system: str, max_inflated_bytes: int) -> None:
+        self._arguments = (patient_system, max_inflated_bytes)
+
+    async def read(self, data: bytes) -> services.Inbound:
+        return read_dicom(data, *self._arguments)
+
+    async def close(self) -> None:
+        return None
+
+
+class ReadProcess:
+    """:func:`read_dicom` in a companion process (see the module docstring)."""
+
+    def __init__(
+        self,
+        patient_system: str,
+        max_inflated_bytes: int,
+        log_level: str = "INFO",
+        log_format: str = "json",
+    ) -> None:
+        self._arguments = (
+            "--patient-system",
+            patient_system,
+            "--max-inflated-bytes",
+            str(max_inflated_bytes),
+            "--log-level",
+            log_level,
+            "--log-format",
+            log_format,
+        )
+        self._process: asyncio.subprocess.Process | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def pid(self) -> int | None:
+        """The reader's process id, None before the first read or after it stopped."""
+        return None if self._process is None else self._process.pid
+
+    async def read(self, data: bytes) -> services.Inbound:
+        """The read of *data*; raises what :func:`read_dicom` raises, or
+        :class:`Unavailable` when the reader stopped or did not answer in time."""
+        async with self._lock:
+            try:
+                async with asyncio.timeout(TIMEOUT_SECONDS):
+                    answer = await self._exchange(data)
+            except (OSError, EOFError, asyncio.IncompleteReadError, TimeoutError) as exc:
+                await self.close()
+                raise Unavailable("the SR reader process stopped; try again") from exc
+        kind, value = pickle.loads(answer)  # nosec B301
+        if kind == "error":
+            raise value
+        return _inbound(data, value)
+
+    async def close(self) -> None:
+        """Stop the reader (it ends at the end of its input), if it runs."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.stdin is not None:
+            process.stdin.close()
+        try:
+            await asyncio.wait_for(process.wait(), 5)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+    async def _exchange(self, data: bytes) -> bytes:
+        process = self._process or await self._start()
+        assert process.stdin is not None and process.stdout is not None
+        process.stdin.write(LENGTH.pack(len(data)) + data)
+        await process.stdin.drain()
+        (length,) = LENGTH.unpack(await process.stdout.readexactly(LENGTH.size))
+        return await process.stdout.readexactly(length)
+
+    async def _start(self) -> asyncio.subprocess.Process:
+        self._process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            sr_reader_process.__name__,
+            *self._arguments,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        return self._process
+
+
+def for_settings(settings: Settings) -> Reader:
+    """The reader *settings* ask for."""
+    arguments = (settings.patient_system, settings.sr_max_inflated_bytes)
+    if not settings.sr_read_process:
+        return InProcess(*arguments)
+    return ReadProcess(*arguments, settings.log_level, settings.log_format)

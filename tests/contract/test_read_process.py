@@ -1,0 +1,118 @@
+"""The SR read in a companion process (service/entrypoints/read_process.py): it answers
+what the serving process's own read answers, raises what that read raises, and a
+reader that stopped is refused once, then started again."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from service.config import Settings
+from service.domain.errors import DomainError, Unavailable
+from service.domain.model import DEFAULT_PATIENT_SYSTEM
+from service.entrypoints import read_process
+from tests.sr_factory import LesionSpec, make_sr, sr_bytes
+
+T = TypeVar("T")
+SAMPLES = Path(__file__).resolve().parent.parent / "data" / "sr"
+MAX_INFLATED = 1024 * 1024
+
+
+def _run(step: Callable[[read_process.ReadProcess], Awaitable[T]]) -> T:
+    """*step* with a fresh reader process, closed afterwards."""
+
+    async def run() -> T:
+        reader = read_process.ReadProcess("urn:example:mrn", MAX_INFLATED)
+        try:
+            return await step(reader)
+        finally:
+            await reader.close()
+
+    return asyncio.run(run())
+
+
+def _bodies() -> list[bytes]:
+    made = make_sr(
+        patient_id="RP-1", study_date="20240105", lesions=[LesionSpec("T1", 23.5, role="target")]
+    )
+    samples = sorted(SAMPLES.glob("*sr*.dcm"))
+    assert samples, f"no sample SRs in {SAMPLES}"
+    return [sr_bytes(made), *(path.read_bytes() for path in samples)]
+
+
+def test_the_reader_process_answers_what_the_serving_process_reads() -> None:
+    bodies = _bodies()
+
+    async def step(reader: read_process.ReadProcess) -> list[object]:
+        return [await reader.read(body) for body in bodies]
+
+    expected = [read_process.read_dicom(body, "urn:example:mrn", MAX_INFLATED) for body in bodies]
+    assert _run(step) == expected
+
+
+def test_a_failed_read_raises_the_readers_error_and_the_reader_goes_on() -> None:
+    garbage, good = b"DICM not a data set", _bodies()[0]
+    with pytest.raises(DomainError) as in_process:
+        read_process.read_dicom(garbage, "urn:example:mrn", MAX_INFLATED)
+
+    async def step(reader: read_process.ReadProcess) -> tuple[BaseException, int | None, object]:
+        with pytest.raises(DomainError) as raised:
+            await reader.read(garbage)
+        pid = reader.pid
+        return raised.value, pid, await reader.read(good)
+
+    error, pid, after = _run(step)
+    assert type(error) is type(in_process.value)
+    assert (str(error), error.expression) == (str(in_process.value), in_process.value.expression)
+    assert pid is not None
+    assert after == read_process.read_dicom(good, "urn:example:mrn", MAX_INFLATED)
+
+
+def test_a_reader_that_stopped_is_unavailable_once_then_started_again() -> None:
+    body = _bodies()[0]
+
+    async def step(reader: read_process.ReadProcess) -> tuple[int | None, int | None]:
+        await reader.read(body)
+        first = reader.pid
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+        with pytest.raises(Unavailable):
+            await reader.read(body)
+        assert reader.pid is None
+        await reader.read(body)
+        return first, reader.pid
+
+    first, second = _run(step)
+    assert second is not None and second != first
+
+
+def test_close_ends_the_reader_process() -> None:
+    async def step(reader: read_process.ReadProcess) -> int:
+        await reader.read(_bodies()[0])
+        pid = reader.pid
+        assert pid is not None
+        await reader.close()
+        assert reader.pid is None
+        return pid
+
+    pid = _run(step)
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # gone, and reaped
+
+
+def test_the_setting_chooses_where_srs_are_read() -> None:
+    def reader(flag: bool) -> read_process.Reader:
+        return read_process.for_settings(Settings(_env_file=None, sr_read_process=flag))  # type: ignore[call-arg]
+
+    assert isinstance(reader(True), read_process.ReadProcess)
+    assert isinstance(reader(False), read_process.InProcess)
+    assert Settings.model_fields["sr_read_process"].default is True
+    body = _bodies()[0]
+    in_process = asyncio.run(reader(False).read(body))
+    assert in_process == read_process.read_dicom(body, DEFAULT_PATIENT_SYSTEM)
