@@ -12,10 +12,11 @@ answer, the report read or the exception the read raised, is pickled (~0.15 ms t
 between the server and the reader it started only. The event loop writes and reads the
 pipes without blocking, one body at a time.
 
-A reader that stops, or takes longer than :data:`TIMEOUT_SECONDS`, is stopped and the
+A reader that stops, or takes longer than :data:`TIMEOUT_SECONDS`, is killed and the
 request refused with :class:`~service.domain.errors.Unavailable` (503, retry later):
-reading the same bytes in the serving process could stop that one too. The next read
-starts another reader. :class:`InProcess` reads in the serving process
+reading the same bytes in the serving process could stop that one too. So is a reader
+whose request stopped waiting for it (a cancelled task): its answer must not become the
+next body's. The next read starts another reader. :class:`InProcess` reads in the serving process
 (``TR_SR_READ_PROCESS=false``).
 """
 
@@ -107,9 +108,14 @@ class ReadProcess:
             try:
                 async with asyncio.timeout(TIMEOUT_SECONDS):
                     answer = await self._exchange(data)
-            except (OSError, EOFError, asyncio.IncompleteReadError, TimeoutError) as exc:
-                await self.close()
-                raise Unavailable("the SR reader process stopped; try again") from exc
+            except BaseException as exc:
+                # An exchange cut short (the reader stopped or is late, or this task was
+                # cancelled) may leave its answer in the pipe, where the next body's
+                # would be read: that reader is never asked again.
+                self._discard()
+                if isinstance(exc, OSError | EOFError | TimeoutError):
+                    raise Unavailable("the SR reader process stopped; try again") from exc
+                raise
         kind, value = pickle.loads(answer)  # nosec B301
         if kind == "error":
             raise value
@@ -127,6 +133,12 @@ class ReadProcess:
         except TimeoutError:
             process.kill()
             await process.wait()
+
+    def _discard(self) -> None:
+        """Kill the reader now (the event loop reaps it); the next read starts another."""
+        process, self._process = self._process, None
+        if process is not None and process.returncode is None:
+            process.kill()
 
     async def _exchange(self, data: bytes) -> bytes:
         process = self._process or await self._start()

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any, BinaryIO, Final
 
 from service.adapters import sr_context, sr_reader
-from service.domain.model import DEFAULT_PATIENT_SYSTEM, TimepointReport
+from service.domain.model import TimepointReport
 from service.entrypoints import logs
 
 LENGTH: Final = struct.Struct(">Q")  # of each frame
@@ -30,11 +30,7 @@ LENGTH: Final = struct.Struct(">Q")  # of each frame
 Parts = tuple[TimepointReport, int, dict[str, Any]]
 
 
-def read_parts(
-    data: bytes,
-    patient_system: str = DEFAULT_PATIENT_SYSTEM,
-    max_inflated_bytes: int = sr_reader.MAX_INFLATED_BYTES,
-) -> Parts:
+def read_parts(data: bytes, patient_system: str, max_inflated_bytes: int) -> Parts:
     """The report of the SR *data* (DICOM Part 10), where its data set starts after the
     File Meta Information (what its digest covers), and its DICOM context."""
     dataset = sr_reader.parse_dicom(data, max_inflated_bytes=max_inflated_bytes)

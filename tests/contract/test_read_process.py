@@ -116,3 +116,30 @@ def test_the_setting_chooses_where_srs_are_read() -> None:
     body = _bodies()[0]
     in_process = asyncio.run(reader(False).read(body))
     assert in_process == read_process.read_dicom(body, DEFAULT_PATIENT_SYSTEM)
+
+
+def test_a_read_cancelled_midway_leaves_no_answer_for_the_next() -> None:
+    """A request that stops waiting (its task cancelled) after its body went to the
+    reader: the reader is stopped, so its answer can never be taken for the next body's."""
+    large = sr_bytes(
+        make_sr(
+            patient_id="RP-LARGE",
+            study_date="20240105",
+            lesions=[LesionSpec(f"T{n}", 10.0 + n, role="target") for n in range(200)],
+        )
+    )
+    small = _bodies()[0]
+
+    async def step(reader: read_process.ReadProcess) -> tuple[object, int | None, int | None]:
+        await reader.read(small)  # started
+        first = reader.pid
+        task = asyncio.ensure_future(reader.read(large))
+        await asyncio.sleep(0.005)  # sent, not answered yet
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return await reader.read(small), first, reader.pid
+
+    after, first, second = _run(step)
+    assert after == read_process.read_dicom(small, "urn:example:mrn", MAX_INFLATED)
+    assert second != first
