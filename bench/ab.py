@@ -10,7 +10,14 @@ and the figure is each round's ratio NEW / BASE, whose drift both servers share.
 
 BASE and NEW are git revisions, checked out in temporary worktrees; NEW defaults to
 the working tree as it is. The wrk and server figures are those of :mod:`bench.measure`
-(requests a second, server CPU ms a request); the machine needs two CPUs.
+(requests a second, server CPU ms a request, that of the serving process alone); the
+machine needs two CPUs.
+
+A pinned server shares its CPU with its SR reader process, so a change in what either
+of them does shows as their sum. ``--alternate`` measures what the two CPUs give one
+server instead (the serving process on one, its reader on the other): each round runs
+BASE and NEW one after the other, unpinned, in turn first; its ratio then carries the
+machine's drift between the two runs, which more rounds average out.
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ class Side:
     rps: float
     cpu_ms_per_request: float
     errors: int
+    serving_cpu_ms_per_request: float = 0.0
 
 
 def cpu_plan(cpus: Sequence[int], rounds: int) -> list[tuple[int, int]]:
@@ -62,6 +70,11 @@ def summarise(rounds: Sequence[tuple[Side, Side]]) -> dict[str, Any]:
         for base, new in rounds
         if base.cpu_ms_per_request > 0
     ]
+    serving = [
+        new.serving_cpu_ms_per_request / base.serving_cpu_ms_per_request
+        for base, new in rounds
+        if base.serving_cpu_ms_per_request > 0
+    ]
     return {
         "rounds": [{"base": vars(base), "new": vars(new)} for base, new in rounds],
         "throughput_ratios": throughput,
@@ -69,6 +82,7 @@ def summarise(rounds: Sequence[tuple[Side, Side]]) -> dict[str, Any]:
         "throughput_ratio_median": statistics.median(throughput) if throughput else None,
         "cpu_ratios": cpu,
         "cpu_ratio_mean": statistics.fmean(cpu) if cpu else None,
+        "serving_cpu_ratio_mean": statistics.fmean(serving) if serving else None,
         "errors": sum(base.errors + new.errors for base, new in rounds),
     }
 
@@ -88,12 +102,13 @@ def checkout(revision: str, parent: Path) -> Iterator[Path]:
         subprocess.run([*git, "worktree", "remove", "--force", str(tree)], check=True)
 
 
-def pinned_service(tree: Path, cpu: int, workdir: Path) -> servers.Server:
+def pinned_service(tree: Path, cpu: int | None, workdir: Path) -> servers.Server:
     """:func:`servers.service` of the checkout *tree* (``python -m`` imports the
-    package from its working directory), on *cpu* only."""
+    package from its working directory), on *cpu* only (None: on any)."""
     workdir.mkdir(parents=True, exist_ok=True)
     server = servers.service(workdir)
-    server.command = ["taskset", "-c", str(cpu), *server.command]
+    if cpu is not None:
+        server.command = ["taskset", "-c", str(cpu), *server.command]
     server.cwd = tree
     return server
 
@@ -113,7 +128,10 @@ def _together(
         )
         run = measure.load_run(server.pid, load, cursor, seconds, CONNECTIONS, 0.0)
         found[index] = Side(
-            run["rps"], run["cpu_ms_per_request"], run["non_2xx"] + run["socket_errors"]
+            run["rps"],
+            run["cpu_ms_per_request"],
+            run["non_2xx"] + run["socket_errors"],
+            run["serving_cpu_ms_per_request"],
         )
 
     threads = [threading.Thread(target=drive, args=(index,)) for index in range(len(sides))]
@@ -127,8 +145,8 @@ def _together(
 
 
 def compare(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    """Every round of BASE and NEW side by side (see the module docstring)."""
-    supply = bodies.Supply(workdir / "bodies", args.kind, args.lesions, 1_000)
+    """Every round of BASE and NEW, side by side or in turn (see the module docstring)."""
+    args.supply = bodies.Supply(workdir / "bodies", args.kind, args.lesions, 1_000)
     fastest = 0.0
     rounds: list[tuple[Side, Side]] = []
     trees = workdir / "trees"
@@ -138,25 +156,62 @@ def compare(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         for number, cpus in enumerate(plan):
             # Each round's servers are new, and so are their databases: the same bodies
             # again, as many as the fastest run yet may send.
-            cursors = [measure.Cursor(supply, fastest_rps=fastest) for _ in cpus]
-            with ExitStack() as stack:
-                started = [
-                    stack.enter_context(pinned_service(tree, cpu, workdir / f"{number}-{side}"))
-                    for side, (tree, cpu) in enumerate(zip((base, new), cpus, strict=True))
-                ]
-                sides = list(zip(started, cursors, strict=True))
-                _together(sides, args.kind, WARMUP_SECONDS)
-                base_side, new_side = _together(sides, args.kind, args.seconds)
+            base_side, new_side = _round((base, new), cpus, workdir / str(number), args, fastest)
             rounds.append((base_side, new_side))
             fastest = max(fastest, base_side.rps, new_side.rps)
+            where = f"BASE on CPU {cpus[0]}, NEW on CPU {cpus[1]}"
+            if args.alternate:
+                where = ("BASE first", "NEW first")[number % 2]
             print(
-                f"round {number + 1}: BASE on CPU {cpus[0]} {base_side.rps:.1f} req/s "
-                f"{base_side.cpu_ms_per_request:.2f} ms, NEW on CPU {cpus[1]} "
-                f"{new_side.rps:.1f} req/s {new_side.cpu_ms_per_request:.2f} ms, "
-                f"NEW / BASE {new_side.rps / max(base_side.rps, 1e-9):.3f}",
+                f"round {number + 1} ({where}): BASE {_figures(base_side)}, NEW "
+                f"{_figures(new_side)}, NEW / BASE {new_side.rps / max(base_side.rps, 1e-9):.3f}",
                 flush=True,
             )
-    return {"base": args.base, "new": args.new, "kind": args.kind, **summarise(rounds)}
+    return {
+        "base": args.base,
+        "new": args.new,
+        "kind": args.kind,
+        "alternate": args.alternate,
+        **summarise(rounds),
+    }
+
+
+def _figures(side: Side) -> str:
+    return (
+        f"{side.rps:.1f} req/s {side.cpu_ms_per_request:.2f} ms"
+        f" ({side.serving_cpu_ms_per_request:.2f} serving)"
+    )
+
+
+def _round(
+    trees: tuple[Path, Path],
+    cpus: tuple[int, int],
+    workdir: Path,
+    args: argparse.Namespace,
+    fastest: float,
+) -> tuple[Side, Side]:
+    """BASE and NEW loaded at once, each pinned to its CPU of *cpus*; with
+    ``--alternate``, one after the other and unpinned, BASE first when *cpus* are in
+    order (they swap each round)."""
+
+    def loaded(started: Sequence[servers.Server]) -> list[Side]:
+        sides = [(server, measure.Cursor(args.supply, fastest_rps=fastest)) for server in started]
+        _together(sides, args.kind, WARMUP_SECONDS)
+        return _together(sides, args.kind, args.seconds)
+
+    if args.alternate:
+        found: dict[int, Side] = {}
+        for side in (0, 1) if cpus[0] < cpus[1] else (1, 0):
+            with pinned_service(trees[side], None, workdir / str(side)) as server:
+                (found[side],) = loaded([server])
+        return found[0], found[1]
+    with ExitStack() as stack:
+        started = [
+            stack.enter_context(pinned_service(tree, cpu, workdir / str(side)))
+            for side, (tree, cpu) in enumerate(zip(trees, cpus, strict=True))
+        ]
+        base_side, new_side = loaded(started)
+    return base_side, new_side
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -167,13 +222,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10, help="length of one wrk run")
     parser.add_argument("--kind", choices=sorted(CONTENT_TYPES), default="sr")
     parser.add_argument("--lesions", type=int, default=10, help="lesions per body")
+    parser.add_argument(
+        "--alternate", action="store_true", help="unpinned, one version at a time, in turn first"
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-ab-") as workdir:
         found = compare(args, Path(workdir))
     print(
         f"NEW / BASE throughput: mean {found['throughput_ratio_mean']:.3f}, median "
         f"{found['throughput_ratio_median']:.3f}; CPU per request: mean "
-        f"{found['cpu_ratio_mean']:.3f}; {found['errors']} errors"
+        f"{found['cpu_ratio_mean']:.3f} (the serving process's: "
+        f"{found['serving_cpu_ratio_mean']:.3f}); {found['errors']} errors"
     )
     return 0
 

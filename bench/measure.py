@@ -74,7 +74,7 @@ def load_run(
 ) -> dict[str, Any]:
     """One wrk run with the server's CPU time over it."""
     cursor.reserve(seconds, connections)
-    before = procstat.tree_cpu_seconds(pid)
+    before, own_before = procstat.tree_cpu_seconds(pid), procstat.cpu_seconds(pid)
     result = wrk.run(
         load,
         seconds=seconds,
@@ -83,11 +83,13 @@ def load_run(
         delay_ms=delay_ms,
     )
     cpu = procstat.tree_cpu_seconds(pid) - before
+    own_cpu = procstat.cpu_seconds(pid) - own_before
     # Requests still in flight when wrk stops were sent too: skip past them.
     cursor.advance(result.requests + connections, result.rps)
     return {
         **result.as_dict(),
         "cpu_ms_per_request": 1e3 * cpu / max(result.requests, 1),
+        "serving_cpu_ms_per_request": 1e3 * own_cpu / max(result.requests, 1),
         "server_cpu_share": cpu / result.seconds if result.seconds else 0.0,
     }
 

@@ -340,15 +340,21 @@ def test_ab_swaps_the_two_versions_cpus_every_round():
 
 def test_ab_summary_is_each_rounds_new_over_base():
     rounds = [
-        (ab.Side(100.0, 10.0, 0), ab.Side(110.0, 9.0, 1)),
-        (ab.Side(80.0, 12.0, 0), ab.Side(76.0, 12.6, 0)),
+        (ab.Side(100.0, 10.0, 0, 8.0), ab.Side(110.0, 9.0, 1, 6.0)),
+        (ab.Side(80.0, 12.0, 0, 10.0), ab.Side(76.0, 12.6, 0, 9.0)),
     ]
     found = ab.summarise(rounds)
     assert found["throughput_ratios"] == pytest.approx([1.1, 0.95])
     assert found["throughput_ratio_mean"] == pytest.approx(1.025)
     assert found["cpu_ratios"] == pytest.approx([0.9, 1.05])
+    assert found["serving_cpu_ratio_mean"] == pytest.approx((0.75 + 0.9) / 2)
     assert found["errors"] == 1
-    assert found["rounds"][1]["new"] == {"rps": 76.0, "cpu_ms_per_request": 12.6, "errors": 0}
+    assert found["rounds"][1]["new"] == {
+        "rps": 76.0,
+        "cpu_ms_per_request": 12.6,
+        "errors": 0,
+        "serving_cpu_ms_per_request": 9.0,
+    }
 
 
 def test_ab_serves_a_checkout_of_a_revision_pinned_to_one_cpu(tmp_path):
@@ -365,6 +371,8 @@ def test_ab_serves_a_checkout_of_a_revision_pinned_to_one_cpu(tmp_path):
         with ab.pinned_service(tree, cpu, tmp_path / "run") as server:
             assert os.sched_getaffinity(server.pid) == {cpu}
             assert Path(f"/proc/{server.pid}/cwd").resolve() == tree.resolve()
+        with ab.pinned_service(tree, None, tmp_path / "free") as server:  # --alternate
+            assert os.sched_getaffinity(server.pid) == os.sched_getaffinity(0)
     assert not tree.exists()
 
 
