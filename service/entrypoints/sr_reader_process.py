@@ -6,8 +6,8 @@ It imports the SR reader and the service's logging (configured as the server's, 
 that no value of a data set is logged) and nothing of its storage, HTTP or FHIR (~60 MB
 resident, against ~150 MB for the whole service). Each body comes on stdin and each
 answer goes to stdout, both framed by their length (8 bytes, big-endian); an answer is
-the pickled ``("ok", (report, data set start, DICOM context))`` of :func:`read_parts`,
-or ``("error", exception)``.
+``("ok", (report, data set start, DICOM context))`` of :func:`read_parts`, or
+``("error", exception)``, pickled by :func:`.model_pickle.dumps`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import pickle  # nosec B403
 import struct
 import sys
 from collections.abc import Sequence
@@ -23,7 +22,7 @@ from typing import Any, BinaryIO, Final
 
 from service.adapters import sr_context, sr_reader
 from service.domain.model import TimepointReport
-from service.entrypoints import logs
+from service.entrypoints import logs, model_pickle
 
 LENGTH: Final = struct.Struct(">Q")  # of each frame
 # A report, where its data set starts in the bytes read, its DICOM context.
@@ -55,9 +54,9 @@ def serve(source: BinaryIO, sink: BinaryIO, patient_system: str, max_inflated_by
         except Exception as exc:  # the serving process raises it as its own
             answer = ("error", exc)
         try:
-            encoded = pickle.dumps(answer, pickle.HIGHEST_PROTOCOL)
+            encoded = model_pickle.dumps(answer)
         except Exception as exc:  # an exception that does not pickle
-            encoded = pickle.dumps(("error", RuntimeError(repr(exc))), pickle.HIGHEST_PROTOCOL)
+            encoded = model_pickle.dumps(("error", RuntimeError(repr(exc))))
         sink.write(LENGTH.pack(len(encoded)) + encoded)
         sink.flush()
 
