@@ -39,7 +39,12 @@ from bench import bodies, measure, servers, wrk
 WORKING_TREE = "."
 CONNECTIONS = 8
 WARMUP_SECONDS = 2.0
-CONTENT_TYPES = {"sr": "application/dicom", "bundle": "application/fhir+json"}
+# Each kind of body: the path it is posted to, its content type.
+TARGETS = {
+    "sr": ("/assessments", "application/dicom"),
+    "bundle": ("/assessments", "application/fhir+json"),
+    "stow": ("/dicomweb/studies", bodies.STOW_CONTENT_TYPE),
+}
 
 
 @dataclass(frozen=True)
@@ -123,9 +128,8 @@ def _together(
 
     def drive(index: int) -> None:
         server, cursor = sides[index]
-        load = wrk.Load(
-            f"{servers.base_url(server)}/assessments", cursor.supply.listing, CONTENT_TYPES[kind]
-        )
+        path, content_type = TARGETS[kind]
+        load = wrk.Load(f"{servers.base_url(server)}{path}", cursor.supply.listing, content_type)
         run = measure.load_run(server.pid, load, cursor, seconds, CONNECTIONS, 0.0)
         found[index] = Side(
             run["rps"],
@@ -220,7 +224,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("new", nargs="?", default=WORKING_TREE, help="default: working tree")
     parser.add_argument("--rounds", type=int, default=6, help="rounds (CPUs swapped each)")
     parser.add_argument("--seconds", type=float, default=10, help="length of one wrk run")
-    parser.add_argument("--kind", choices=sorted(CONTENT_TYPES), default="sr")
+    parser.add_argument(
+        "--kind", choices=sorted(TARGETS), default="sr", help="SRs, FHIR Bundles or STOW-RS"
+    )
     parser.add_argument("--lesions", type=int, default=10, help="lesions per body")
     parser.add_argument(
         "--alternate", action="store_true", help="unpinned, one version at a time, in turn first"

@@ -264,3 +264,14 @@ def _state(lesion: LesionSpec, patient_id: str) -> hd.sr.QualitativeEvaluation:
             ),
         ]
     return item
+
+
+def one_lesion_sr(**changes: object) -> Dataset:
+    """A TID 1500 SR of one lesion (patient STATUS-1, 2024-01-05), with *changes* set on
+    its data set (keyword: value)."""
+    dataset = make_sr(
+        patient_id="STATUS-1", study_date="20240105", lesions=[LesionSpec("T1", long_axis_mm=20)]
+    )
+    for keyword, value in changes.items():
+        setattr(dataset, keyword, value)
+    return dataset

@@ -43,7 +43,7 @@ from service.domain.model import (
     Primary,
     Therapy,
 )
-from service.entrypoints import dicom_status
+from service.entrypoints import dicom_status, sr_instance
 
 FORMATS = ("table", "fhir", "html", "pdf", "sr")
 IN_MEMORY = "sqlite://"
@@ -190,7 +190,7 @@ def _store(engine: Engine, files: Sequence[Path], settings: Settings, progress: 
             inbound = read_file(path, settings)
             with db.open_store(engine) as store:
                 services.store_reports(store, inbound, tenant=settings.tenant)
-        except (DomainError, dicom_status.InstanceRefused, OSError) as exc:
+        except (DomainError, sr_instance.InstanceRefused, OSError) as exc:
             done.refused.append((path, str(exc)))
         else:
             for item in inbound:

@@ -1,19 +1,10 @@
 """One SR instance in, one DICOM status out: shared by STOW-RS and C-STORE
 (architecture.md 2.6; reliability.md section 4).
 
-:func:`read_instance` runs the edge checks in order, each with its own condition,
-then the reader; :func:`commit` stores and assesses through the same use case as
-``POST /assessments``. Both raise :class:`InstanceRefused`, whose :class:`Condition`
-maps through the one table :data:`STATUSES` to the STOW-RS Failure Reason
-(PS3.18 Table I.2-2) and the C-STORE Status (PS3.4 Table B.2-1).
-
-The ``0xC1xx`` values are implementation-specific ("Cannot understand" family, PS3.18
-I.2.2 allows them when the conformance statement lists them; the README does). They
-avoid the standard ``C122`` and pynetdicom's own ``C001``, ``C002``, ``C210``, ``C211``.
-
-A Basic Text SR (1.2.840.10008.5.1.4.1.1.88.11) is accepted at association (contract
-section 2) but cannot hold TID 1500 numeric content (interop.md 1.9), so its content is
-refused with ``0xC110`` "template not supported", on both transports.
+:func:`read_instance` checks and reads an instance (:func:`.sr_instance.read_checked`,
+whose :class:`~.sr_instance.Condition` of a refusal maps to both transports' codes);
+:func:`committing` stores and assesses through the same use case as ``POST /assessments``,
+and raises :class:`~.sr_instance.InstanceRefused` too.
 """
 
 from __future__ import annotations
@@ -22,73 +13,20 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from enum import Enum
-from io import BytesIO
 from typing import Final
 
-from pydicom import dcmread
-from pydicom.dataset import Dataset
-from pydicom.uid import BasicTextSRStorage
-
 from service import services
-from service.adapters import sr_context, sr_reader
+from service.adapters import sr_reader
 from service.adapters.db import Store
-from service.domain.errors import (
-    Conflict,
-    DomainError,
-    IdentityConflict,
-    InvalidInput,
-    TooCostly,
-    TooLarge,
-    Unavailable,
-    UnsupportedInput,
-)
+from service.domain.errors import Conflict, DomainError, IdentityConflict, Unavailable
 from service.domain.model import AssessmentParameters
-from service.entrypoints import push_worker
+from service.entrypoints import push_worker, sr_instance
+from service.entrypoints.sr_instance import Condition, InstanceRefused
 
 logger = logging.getLogger(__name__)
 
 SUCCESS: Final = 0x0000
 
-
-class Condition(Enum):
-    """Why an instance was not stored."""
-
-    CANNOT_UNDERSTAND = "not readable DICOM Part 10"
-    LIMIT = "decoded size or structure limit exceeded"
-    TEMPLATE = "SR template not supported"
-    CONTENT = "TID 1500 content invalid"
-    STUDY_MISMATCH = "StudyInstanceUID differs from the one in the URL"
-    CONFLICT = "same SOP Instance UID, different content"
-    IDENTITY_CONFLICT = "study known under another patient"
-    SOP_CLASS = "SOP Class not supported"
-    META_MISMATCH = "File Meta Information does not match the data set"
-    RESOURCES = "out of resources"
-    PROCESSING = "processing failure"
-
-
-@dataclass(frozen=True, slots=True)
-class Status:
-    """The codes of one condition on each transport."""
-
-    failure_reason: int  # STOW-RS FailureReason (0008,1197)
-    cstore: int  # C-STORE Status (0000,0900)
-
-
-# The one table (reliability.md section 4). C-STORE never sees STUDY_MISMATCH (no URL).
-STATUSES: Final[dict[Condition, Status]] = {
-    Condition.CANNOT_UNDERSTAND: Status(0xC100, 0xC100),
-    Condition.LIMIT: Status(0xC101, 0xC101),
-    Condition.TEMPLATE: Status(0xC110, 0xC110),
-    Condition.CONTENT: Status(0xC111, 0xC111),
-    Condition.STUDY_MISMATCH: Status(0xC112, 0xC112),
-    Condition.CONFLICT: Status(0xC120, 0xC120),
-    Condition.IDENTITY_CONFLICT: Status(0xC121, 0xC121),
-    Condition.SOP_CLASS: Status(0x0122, 0x0122),
-    Condition.META_MISMATCH: Status(0xA900, 0xA900),
-    Condition.RESOURCES: Status(0xA700, 0xA700),
-    Condition.PROCESSING: Status(0x0110, 0x0110),
-}
 
 # Domain errors after the document was read (reader, store, criteria), by MRO.
 _AFTER_READING: Final[dict[type[Exception], Condition]] = {
@@ -106,21 +44,6 @@ class Instance:
     sop_class: str
     sop_instance: str
     inbound: services.Inbound
-
-
-class InstanceRefused(Exception):
-    """One instance was not stored; :attr:`condition` says why."""
-
-    def __init__(self, condition: Condition, message: str, dataset: Dataset | None = None) -> None:
-        super().__init__(message)
-        self.condition = condition
-        self.retry_after_seconds: int | None = None  # set when the database is unavailable
-        self.sop_class = str(dataset.get("SOPClassUID", "")) if dataset is not None else ""
-        self.sop_instance = str(dataset.get("SOPInstanceUID", "")) if dataset is not None else ""
-
-    @property
-    def status(self) -> Status:
-        return STATUSES[self.condition]
 
 
 def condition_after_reading(exc: Exception) -> Condition:
@@ -145,13 +68,21 @@ def _refused(
     return refused
 
 
-def instance_digest(data: bytes, dataset: Dataset) -> str:
-    """The digest of the data set after the File Meta Information.
+def instance(data: bytes, checked: tuple[str, sr_instance.Parts]) -> Instance:
+    """The instance of *data* to store, of what :func:`.sr_instance.read_checked` read."""
+    sop_class, parts = checked
+    return Instance(sop_class, parts[0].source.uid, inbound(data, parts))
 
-    Each sender writes its own meta (implementation UID, source AE title), so the same
-    instance re-delivered through another route keeps its digest (idempotency).
+
+def inbound(data: bytes, parts: sr_instance.Parts) -> services.Inbound:
+    """The report of *parts* to store, with the digest of the data set of *data*.
+
+    The digest leaves out the File Meta Information: each sender writes its own
+    (implementation UID, source AE title), so the same instance re-delivered through
+    another route keeps its digest (idempotency).
     """
-    return services.digest(data[sr_reader.data_set_start(dataset) :])
+    report, start, context = parts
+    return services.Inbound(report, services.digest(data[start:]), dicom_context=context)
 
 
 def read_instance(
@@ -161,28 +92,12 @@ def read_instance(
     study: str | None = None,
     max_inflated_bytes: int = sr_reader.MAX_INFLATED_BYTES,
 ) -> Instance:
-    """Parse and read one PS3.10 instance, or raise :class:`InstanceRefused`.
-
-    *study*, when given, is the StudyInstanceUID every instance must carry (STOW-RS
-    ``/studies/{study}``); a deflated data set may inflate to *max_inflated_bytes*.
-    """
-    dataset = _parse(data, max_inflated_bytes)
-    _check_meta(dataset)
-    if study is not None and str(dataset.get("StudyInstanceUID", "")) != study:
-        raise InstanceRefused(Condition.STUDY_MISMATCH, f"StudyInstanceUID is not {study}", dataset)
-    try:
-        sr_reader.require_measurement_report(dataset)
-    except UnsupportedInput as exc:
-        raise InstanceRefused(Condition.TEMPLATE, str(exc), dataset) from exc
-    try:
-        report = sr_reader.read_sr(dataset, patient_system=patient_system)
-    except (TooCostly, TooLarge) as exc:
-        raise InstanceRefused(Condition.LIMIT, str(exc), dataset) from exc
-    except DomainError as exc:
-        raise InstanceRefused(Condition.CONTENT, str(exc), dataset) from exc
-    context = sr_context.extract(dataset)  # for the SR write-back (PACS push)
-    inbound = services.Inbound(report, instance_digest(data, dataset), dicom_context=context)
-    return Instance(str(dataset.SOPClassUID), report.source.uid, inbound)
+    """Check and read one PS3.10 instance in this process, or raise
+    :class:`InstanceRefused` (:func:`.sr_instance.read_checked` says how)."""
+    checked = sr_instance.read_checked(
+        data, patient_system=patient_system, study=study, max_inflated_bytes=max_inflated_bytes
+    )
+    return instance(data, checked)
 
 
 @contextmanager
@@ -252,33 +167,3 @@ def _assess(
         tenant=tenant,
         tally=tally,
     )
-
-
-def _parse(data: bytes, max_inflated_bytes: int) -> Dataset:
-    try:
-        return sr_reader.parse_dicom(data, max_inflated_bytes=max_inflated_bytes)
-    except (TooCostly, TooLarge) as exc:  # reliability.md 4: a size or structure limit
-        raise InstanceRefused(Condition.LIMIT, str(exc)) from exc
-    except InvalidInput as exc:
-        raise InstanceRefused(Condition.CANNOT_UNDERSTAND, str(exc)) from exc
-    except UnsupportedInput as exc:
-        header = dcmread(
-            BytesIO(data), stop_before_pixels=True, specific_tags=["SOPClassUID", "SOPInstanceUID"]
-        )
-        if header.get("SOPClassUID") == BasicTextSRStorage:
-            message = "a Basic Text SR cannot hold a TID 1500 Measurement Report"
-            raise InstanceRefused(Condition.TEMPLATE, message, header) from exc
-        raise InstanceRefused(Condition.SOP_CLASS, str(exc), header) from exc
-
-
-def _check_meta(dataset: Dataset) -> None:
-    meta = dataset.file_meta
-    for meta_keyword, keyword in (
-        ("MediaStorageSOPClassUID", "SOPClassUID"),
-        ("MediaStorageSOPInstanceUID", "SOPInstanceUID"),
-    ):
-        declared, actual = meta.get(meta_keyword), dataset.get(keyword)
-        if declared is not None and actual is not None and declared != actual:
-            raise InstanceRefused(
-                Condition.META_MISMATCH, f"{meta_keyword} differs from {keyword}", dataset
-            )

@@ -42,7 +42,7 @@ from sqlalchemy import Engine
 from service.adapters import audit
 from service.adapters.db import transaction
 from service.config import Settings
-from service.entrypoints import dicom_status, dimse_audit, dimse_guard, logs, metrics
+from service.entrypoints import dicom_status, dimse_audit, dimse_guard, logs, metrics, sr_instance
 from service.entrypoints.push_worker import PushWorker
 
 logger = logging.getLogger(__name__)
@@ -67,8 +67,8 @@ def handle_store(
             with metrics.ingest("c-store") as tally:
                 data = event.encoded_dataset()
                 if len(data) > settings.max_dicom_body_bytes:
-                    raise dicom_status.InstanceRefused(
-                        dicom_status.Condition.LIMIT,
+                    raise sr_instance.InstanceRefused(
+                        sr_instance.Condition.LIMIT,
                         f"data set over {settings.max_dicom_body_bytes} bytes",
                     )
                 instance = dicom_status.read_instance(
@@ -81,15 +81,15 @@ def handle_store(
                     instance, _root_url(settings), pusher, tenant=settings.tenant, tally=tally
                 ) as attempt:
                     transaction(engine, attempt)
-        except dicom_status.InstanceRefused as refused:
+        except sr_instance.InstanceRefused as refused:
             _log_store(refused.status.cstore, refused.condition.name)
             trail.fail(audit.Outcome.MINOR_FAILURE, f"instance refused ({refused.condition.name})")
             return _status(refused.status.cstore, str(refused))
         except Exception:
             logger.exception("C-STORE failed")
             trail.fail(audit.Outcome.SERIOUS_FAILURE, "instance processing failure")
-            status = dicom_status.STATUSES[dicom_status.Condition.PROCESSING].cstore
-            _log_store(status, dicom_status.Condition.PROCESSING.name)
+            status = sr_instance.STATUSES[sr_instance.Condition.PROCESSING].cstore
+            _log_store(status, sr_instance.Condition.PROCESSING.name)
             return _status(status, "processing failure")
         _log_store(dicom_status.SUCCESS)
         return dicom_status.SUCCESS

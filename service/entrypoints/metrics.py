@@ -16,7 +16,7 @@ from prometheus_client import Counter, Histogram
 
 from service.domain.errors import DomainError
 from service.entrypoints.api.errors import HttpProblem, domain_outcome
-from service.entrypoints.dicom_status import InstanceRefused
+from service.entrypoints.sr_instance import InstanceRefused
 from service.services import Tally
 
 CHANNELS: Final = ("assessments-http", "stow-rs", "c-store", "fhir")

@@ -1,4 +1,5 @@
-"""The DICOM SR read of ``POST /assessments`` in a companion process (issue 7).
+"""The DICOM SR read of ``POST /assessments`` and STOW-RS in a companion process
+(issue 7).
 
 The serving process runs Python on one core at a time (the GIL). Reading a 10-lesion SR
 (pydicom's parse, the content-tree walk, the model, the digest) is ~1.25 ms of its
@@ -26,15 +27,15 @@ from __future__ import annotations
 import asyncio
 import pickle  # nosec B403
 import sys
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from service import services
 from service.adapters import sr_reader
 from service.config import Settings
 from service.domain.errors import Unavailable
 from service.domain.model import DEFAULT_PATIENT_SYSTEM
-from service.entrypoints import sr_reader_process
-from service.entrypoints.sr_reader_process import LENGTH
+from service.entrypoints import dicom_status, sr_instance, sr_reader_process
+from service.entrypoints.sr_reader_process import INSTANCE, LENGTH, request
 
 TIMEOUT_SECONDS: Final = 30.0  # far above the read limits' worst case (reliability.md 5)
 
@@ -45,37 +46,47 @@ def read_dicom(
     max_inflated_bytes: int = sr_reader.MAX_INFLATED_BYTES,
 ) -> services.Inbound:
     """One SR in DICOM Part 10; its digest is the one STOW-RS and C-STORE use."""
-    return _inbound(data, sr_reader_process.read_parts(data, patient_system, max_inflated_bytes))
-
-
-def _inbound(data: bytes, parts: sr_reader_process.Parts) -> services.Inbound:
-    report, start, context = parts
-    return services.Inbound(report, services.digest(data[start:]), dicom_context=context)
+    parts = sr_reader_process.read_parts(data, patient_system, max_inflated_bytes)
+    return dicom_status.inbound(data, parts)
 
 
 class Reader(Protocol):
-    """What reads an SR body for ``POST /assessments``."""
+    """What reads the SR bodies of ``POST /assessments`` and of STOW-RS."""
 
-    async def read(self, data: bytes) -> services.Inbound: ...
+    async def read(self, data: bytes) -> services.Inbound:
+        """:func:`read_dicom` of *data*."""
+
+    async def read_instance(self, data: bytes, study: str | None) -> dicom_status.Instance:
+        """:func:`.dicom_status.read_instance` of *data*: raises
+        :class:`~.sr_instance.InstanceRefused` only."""
 
     async def close(self) -> None: ...
 
 
 class InProcess:
-    """:func:`read_dicom` in the serving process."""
+    """The reads in the serving process."""
 
     def __init__(self, patient_system: str, max_inflated_bytes: int) -> None:
-        self._arguments = (patient_system, max_inflated_bytes)
+        self._patient_system = patient_system
+        self._max_inflated_bytes = max_inflated_bytes
 
     async def read(self, data: bytes) -> services.Inbound:
-        return read_dicom(data, *self._arguments)
+        return read_dicom(data, self._patient_system, self._max_inflated_bytes)
+
+    async def read_instance(self, data: bytes, study: str | None) -> dicom_status.Instance:
+        return dicom_status.read_instance(
+            data,
+            patient_system=self._patient_system,
+            study=study,
+            max_inflated_bytes=self._max_inflated_bytes,
+        )
 
     async def close(self) -> None:
         return None
 
 
 class ReadProcess:
-    """:func:`read_dicom` in a companion process (see the module docstring)."""
+    """The reads in a companion process (see the module docstring)."""
 
     def __init__(
         self,
@@ -105,10 +116,25 @@ class ReadProcess:
     async def read(self, data: bytes) -> services.Inbound:
         """The read of *data*; raises what :func:`read_dicom` raises, or
         :class:`Unavailable` when the reader stopped or did not answer in time."""
+        parts: sr_instance.Parts = await self._ask(request(data), data)
+        return dicom_status.inbound(data, parts)
+
+    async def read_instance(self, data: bytes, study: str | None) -> dicom_status.Instance:
+        """The instance of *data*, or its :class:`~.sr_instance.InstanceRefused`; a
+        reader that stopped or did not answer in time refuses it as out of resources
+        (0xA700), which the sender may try again."""
+        try:
+            checked = await self._ask(request(data, INSTANCE, study), data)
+        except Unavailable as exc:
+            raise sr_instance.InstanceRefused(sr_instance.Condition.RESOURCES, str(exc)) from exc
+        return dicom_status.instance(data, checked)
+
+    async def _ask(self, header: bytes, data: bytes) -> Any:
+        """What the reader found in *data* (after *header*), or the error it raised."""
         async with self._lock:
             try:
                 async with asyncio.timeout(TIMEOUT_SECONDS):
-                    answer = await self._exchange(data)
+                    answer = await self._exchange(header, data)
             except BaseException as exc:
                 # An exchange cut short (the reader stopped or is late, or this task was
                 # cancelled) may leave its answer in the pipe, where the next body's
@@ -120,7 +146,7 @@ class ReadProcess:
         kind, value = pickle.loads(answer)  # nosec B301
         if kind == "error":
             raise value
-        return _inbound(data, value)
+        return value
 
     async def close(self) -> None:
         """Stop the reader (it ends at the end of its input), if it runs."""
@@ -141,10 +167,11 @@ class ReadProcess:
         if process is not None and process.returncode is None:
             process.kill()
 
-    async def _exchange(self, data: bytes) -> bytes:
+    async def _exchange(self, header: bytes, data: bytes) -> bytes:
         process = self._process or await self._start()
         assert process.stdin is not None and process.stdout is not None
-        process.stdin.write(LENGTH.pack(len(data)) + data)
+        process.stdin.write(header)
+        process.stdin.write(data)
         await process.stdin.drain()
         (length,) = LENGTH.unpack(await process.stdout.readexactly(LENGTH.size))
         return await process.stdout.readexactly(length)

@@ -1,13 +1,16 @@
-"""The companion process that reads the SRs of ``POST /assessments``:
+"""The companion process that reads the SRs of ``POST /assessments`` and STOW-RS:
 ``python -m service.entrypoints.sr_reader_process`` (started by
 :class:`~service.entrypoints.read_process.ReadProcess`, which says why).
 
 It imports the SR reader and the service's logging (configured as the server's, so
 that no value of a data set is logged) and nothing of its storage, HTTP or FHIR (~60 MB
-resident, against ~150 MB for the whole service). Each body comes on stdin and each
-answer goes to stdout, both framed by their length (8 bytes, big-endian); an answer is
-``("ok", (report, data set start, DICOM context))`` of :func:`read_parts`, or
-``("error", exception)``, pickled by :func:`.model_pickle.dumps`.
+resident, against ~150 MB for the whole service). Each body comes on stdin after its
+:data:`REQUEST` header (its length, what to read, the StudyInstanceUID it must carry,
+if any, which follows the header) and each answer goes to stdout after its length
+(:data:`LENGTH`); an answer is ``("ok", found)`` or ``("error", exception)``, pickled
+by :func:`.model_pickle.dumps`. What is found is the :data:`~.sr_instance.Parts` of
+:func:`read_parts` (``POST /assessments``, :data:`PARTS`) or the SOP Class UID and parts
+of :func:`.sr_instance.read_checked` (STOW-RS, :data:`INSTANCE`).
 """
 
 from __future__ import annotations
@@ -21,12 +24,13 @@ from collections.abc import Sequence
 from typing import Any, BinaryIO, Final
 
 from service.adapters import sr_context, sr_reader
-from service.domain.model import TimepointReport
-from service.entrypoints import logs, model_pickle
+from service.entrypoints import logs, model_pickle, sr_instance
+from service.entrypoints.sr_instance import Parts
 
-LENGTH: Final = struct.Struct(">Q")  # of each frame
-# A report, where its data set starts in the bytes read, its DICOM context.
-Parts = tuple[TimepointReport, int, dict[str, Any]]
+LENGTH: Final = struct.Struct(">Q")  # of each answer
+REQUEST: Final = struct.Struct(">QBH")  # the body's length, what to read, the study's
+PARTS: Final = 0  # read_parts
+INSTANCE: Final = 1  # sr_instance.read_checked
 
 
 def read_parts(data: bytes, patient_system: str, max_inflated_bytes: int) -> Parts:
@@ -37,20 +41,36 @@ def read_parts(data: bytes, patient_system: str, max_inflated_bytes: int) -> Par
     return report, sr_reader.data_set_start(dataset), sr_context.extract(dataset)
 
 
+def request(data: bytes, kind: int = PARTS, study: str | None = None) -> bytes:
+    """The header of a request to read *data* (the study follows it)."""
+    encoded = b"" if study is None else study.encode()
+    return REQUEST.pack(len(data), kind, len(encoded)) + encoded
+
+
 def serve(source: BinaryIO, sink: BinaryIO, patient_system: str, max_inflated_bytes: int) -> None:
-    """Each framed body of *source* read, its framed answer written to *sink*, until
+    """Each request of *source* read, its framed answer written to *sink*, until
     *source* ends."""
     while True:
-        header = source.read(LENGTH.size)
-        if len(header) < LENGTH.size:
+        header = source.read(REQUEST.size)
+        if len(header) < REQUEST.size:
             return
-        (length,) = LENGTH.unpack(header)
+        length, kind, study_length = REQUEST.unpack(header)
+        study = source.read(study_length)
         data = source.read(length)
-        if len(data) < length:
+        if len(study) < study_length or len(data) < length:
             return
         answer: tuple[str, Any]
         try:
-            answer = ("ok", read_parts(data, patient_system, max_inflated_bytes))
+            if kind == INSTANCE:
+                found: object = sr_instance.read_checked(
+                    data,
+                    patient_system=patient_system,
+                    study=study.decode() if study_length else None,
+                    max_inflated_bytes=max_inflated_bytes,
+                )
+            else:
+                found = read_parts(data, patient_system, max_inflated_bytes)
+            answer = ("ok", found)
         except Exception as exc:  # the serving process raises it as its own
             answer = ("error", exc)
         try:
@@ -62,7 +82,7 @@ def serve(source: BinaryIO, sink: BinaryIO, patient_system: str, max_inflated_by
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="The SR reader of POST /assessments.")
+    parser = argparse.ArgumentParser(description="The SR reader of the server.")
     parser.add_argument("--patient-system", required=True)
     parser.add_argument("--max-inflated-bytes", type=int, required=True)
     parser.add_argument("--log-level", default="INFO")

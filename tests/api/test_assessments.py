@@ -10,6 +10,7 @@ import pytest
 
 from service.config import Settings
 from service.entrypoints.api.app import create_app
+from tests.api import readers
 from tests.fhir_validation import validate_bundle
 from tests.sr_factory import LesionSpec, make_sr, sr_bytes
 
@@ -215,37 +216,16 @@ async def test_srs_read_in_the_companion_process_answer_as_read_in_the_server(
     settings: Settings, tmp_path: Path
 ) -> None:
     """The production default (TR_SR_READ_PROCESS=true) answers the same bodies as the
-    read in the server does (on a database of its own), a refusal included; its reader
-    process ends with the app."""
+    read in the server does, a refusal included."""
     bodies = [_sr("20240101", 60, 40), _sr("20240301", 42, 28), b"DICM?"]
-    answers: dict[bool, list[tuple[int, Any]]] = {}
-    for in_companion in (True, False):
-        database = settings.database_url if in_companion else f"sqlite:///{tmp_path}/other.db"
-        update = {"sr_read_process": in_companion, "database_url": database}
-        app = create_app(settings.model_copy(update=update))
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-                found = []
-                for body in bodies:
-                    response = await client.post("/assessments", content=body, headers=DICOM)
-                    found.append((response.status_code, _without_times(response.json())))
-            reader = app.state.sr_reader
-            assert (getattr(reader, "pid", None) is not None) == in_companion
-        assert getattr(reader, "pid", None) is None
-        answers[in_companion] = found
+
+    async def send(client: httpx.AsyncClient) -> readers.Answers:
+        found = []
+        for body in bodies:
+            response = await client.post("/assessments", content=body, headers=DICOM)
+            found.append((response.status_code, readers.without_times(response.json())))
+        return found
+
+    answers = await readers.with_each_reader(settings, tmp_path, send)
     assert [status for status, _ in answers[True]] == [200, 200, 400]
     assert answers[True] == answers[False]
-
-
-def _without_times(value: Any) -> Any:
-    """*value* without the instants it was stored or issued at."""
-    if isinstance(value, dict):
-        return {
-            key: _without_times(item)
-            for key, item in value.items()
-            if key not in ("issued", "lastUpdated", "timestamp")
-        }
-    if isinstance(value, list):
-        return [_without_times(item) for item in value]
-    return value

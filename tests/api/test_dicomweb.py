@@ -15,6 +15,7 @@ from pydicom import dcmread
 from service.adapters.db import open_store
 from service.config import Settings
 from service.entrypoints.api.app import create_app
+from tests.api import readers
 from tests.sr_factory import LesionSpec, make_sr, sr_bytes
 
 pytestmark = pytest.mark.anyio
@@ -45,7 +46,11 @@ async def _stow(client: httpx.AsyncClient, *parts: bytes, path: str = "") -> htt
 
 
 def _reasons(response: httpx.Response) -> list[int]:
-    return [item[REASON]["Value"][0] for item in response.json().get(FAILED, {}).get("Value", [])]
+    return _reasons_of(response.json())
+
+
+def _reasons_of(answer: dict[str, Any]) -> list[int]:
+    return [item[REASON]["Value"][0] for item in answer.get(FAILED, {}).get("Value", [])]
 
 
 def _stored(response: httpx.Response) -> list[str]:
@@ -201,6 +206,31 @@ async def small_client(database_url: str) -> Any:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             yield client
+
+
+async def test_stow_instances_read_in_the_companion_process_answer_as_read_in_the_server(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """STOW-RS with the production default (TR_SR_READ_PROCESS=true) stores and refuses
+    what the read in the server does, each refusal with its reason."""
+    good = _sr("20240105", 50, "STOW-READER")
+    requests = [
+        ([good, CT_IMAGE, _sr("20240301", 30, "STOW-READER"), b"DICM?"], ""),
+        ([_sr("20240401", 20, "STOW-READER")], "/1.2.3"),  # another study than the URL's
+    ]
+
+    async def send(client: httpx.AsyncClient) -> readers.Answers:
+        found = []
+        for parts, path in requests:
+            response = await _stow(client, *parts, path=path)
+            found.append((response.status_code, response.json()))
+        return found
+
+    answers = await readers.with_each_reader(settings, tmp_path, send)
+    assert [status for status, _ in answers[True]] == [202, 409]
+    assert _reasons_of(answers[True][0][1]) == [0x0122, 0xC100]
+    assert _reasons_of(answers[True][1][1]) == [0xC112]
+    assert answers[True] == answers[False]
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 """The SR read in a companion process (service/entrypoints/read_process.py): it answers
-what the serving process's own read answers, raises what that read raises, and a
-reader that stopped is refused once, then started again."""
+what the serving process's own read answers (POST /assessments' and STOW-RS'), raises
+what that read raises, and a reader that stopped is refused once, then started again."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 from service.config import Settings
 from service.domain.errors import DomainError, Unavailable
 from service.domain.model import DEFAULT_PATIENT_SYSTEM
-from service.entrypoints import read_process
+from service.entrypoints import dicom_status, read_process, sr_instance
 from tests.sr_factory import LesionSpec, make_sr, sr_bytes
 
 T = TypeVar("T")
@@ -72,6 +72,75 @@ def test_a_failed_read_raises_the_readers_error_and_the_reader_goes_on() -> None
     assert (str(error), error.expression) == (str(in_process.value), in_process.value.expression)
     assert pid is not None
     assert after == read_process.read_dicom(good, "urn:example:mrn", MAX_INFLATED)
+
+
+def _refusal(refused: sr_instance.InstanceRefused) -> tuple[object, ...]:
+    """A refusal with all it carries."""
+    return (refused.condition, str(refused), refused.sop_class, refused.sop_instance)
+
+
+def test_the_reader_process_reads_stow_instances_as_the_serving_process() -> None:
+    """Each instance read or refused as dicom_status.read_instance does, with the
+    refusal's condition, message and UIDs (the study each must carry, if any)."""
+    dataset = make_sr(
+        patient_id="RP-2", study_date="20240105", lesions=[LesionSpec("T1", 20.0, role="target")]
+    )
+    good = sr_bytes(dataset)
+    cases: list[tuple[bytes, str | None]] = [
+        (good, None),
+        (good, dataset.StudyInstanceUID),
+        (good, "1.2.3"),  # another study
+        (b"\0" * 128 + b"DICM" + b"garbage", None),
+        ((SAMPLES / "ct_image.dcm").read_bytes(), None),  # not an SR
+        *((path.read_bytes(), None) for path in sorted(SAMPLES.glob("*sr*.dcm"))),
+    ]
+
+    async def step(reader: read_process.ReadProcess) -> list[object]:
+        found: list[object] = []
+        for body, study in cases:
+            try:
+                found.append(await reader.read_instance(body, study))
+            except sr_instance.InstanceRefused as refused:
+                found.append(_refusal(refused))
+        return found
+
+    expected: list[object] = []
+    for body, study in cases:
+        try:
+            expected.append(
+                dicom_status.read_instance(
+                    body,
+                    patient_system="urn:example:mrn",
+                    study=study,
+                    max_inflated_bytes=MAX_INFLATED,
+                )
+            )
+        except sr_instance.InstanceRefused as refused:
+            expected.append(_refusal(refused))
+    found = _run(step)
+    assert found == expected
+    assert all(isinstance(read, dicom_status.Instance) for read in found[:2])
+    assert [refusal[0] for refusal in found[2:5]] == [  # type: ignore[index]
+        sr_instance.Condition.STUDY_MISMATCH,
+        sr_instance.Condition.CANNOT_UNDERSTAND,
+        sr_instance.Condition.SOP_CLASS,
+    ]
+
+
+def test_a_stow_instance_the_stopped_reader_could_not_read_is_out_of_resources() -> None:
+    body = _bodies()[0]
+
+    async def step(reader: read_process.ReadProcess) -> tuple[object, object]:
+        await reader.read(body)
+        assert reader.pid is not None
+        os.kill(reader.pid, signal.SIGKILL)
+        with pytest.raises(sr_instance.InstanceRefused) as refused:
+            await reader.read_instance(body, None)
+        return refused.value.status, await reader.read_instance(body, None)
+
+    status, after = _run(step)
+    assert status == sr_instance.STATUSES[sr_instance.Condition.RESOURCES]  # 0xA700: again later
+    assert after == dicom_status.read_instance(body, patient_system="urn:example:mrn")
 
 
 def test_a_reader_that_stopped_is_unavailable_once_then_started_again() -> None:

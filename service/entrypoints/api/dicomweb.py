@@ -3,7 +3,9 @@ section 2; interop.md 4.1).
 
 The body is read chunk by chunk into the bounded ``multipart/related`` parser; a broken
 envelope (syntax, no part, a count cap) is 400 and a size cap 413, with nothing stored.
-Then every part is read on its own (:func:`dicom_status.read_instance`) and the readable
+Then every part is read on its own by the app's SR reader (:mod:`..read_process`: the
+companion process that reads ``POST /assessments``' SRs, :func:`dicom_status.read_instance`
+in the serving process with ``TR_SR_READ_PROCESS=false``) and the readable
 reports are stored and assessed one by one, in date order, by the use case behind
 ``POST /assessments``. The answer is the Store Instances Response Module as
 ``application/dicom+json`` (exactly that media type: dicomweb-client parses no other):
@@ -27,7 +29,7 @@ from service.adapters import multipart
 from service.adapters.fhir_writer import Resource, dumps
 from service.adapters.writer import Writer
 from service.config import Settings
-from service.entrypoints import dicom_status, metrics
+from service.entrypoints import dicom_status, metrics, read_process, sr_instance
 from service.entrypoints.api.deps import SettingsDep, TenantDep, WriterDep, public_root
 
 logger = logging.getLogger(__name__)
@@ -109,17 +111,17 @@ async def _stow(
         metrics.refused(CHANNEL, f"http-{refusal.status}")
         return refusal.response()
     stored: list[dicom_status.Instance] = []
-    failed: list[dicom_status.InstanceRefused] = []
+    failed: list[sr_instance.InstanceRefused] = []
     readable: list[dicom_status.Instance] = []
     for part in parts:
         try:
-            readable.append(_read_part(part, settings, study))
-        except dicom_status.InstanceRefused as refused:
+            readable.append(await _read_part(part, request, study))
+        except sr_instance.InstanceRefused as refused:
             metrics.refused(CHANNEL, metrics.reason_class(refused))
             failed.append(refused)
     root_url = public_root(request)
     pusher = request.app.state.push_worker
-    unavailable: dicom_status.InstanceRefused | None = None
+    unavailable: sr_instance.InstanceRefused | None = None
     for instance in sorted(readable, key=lambda item: item.inbound.report.date):
         if unavailable is not None:  # the database is down: do not wait for it again
             failed.append(dicom_status.refused_like(unavailable, instance))
@@ -132,7 +134,7 @@ async def _stow(
                 ) as attempt,
             ):
                 await writer.run(attempt)
-        except dicom_status.InstanceRefused as refused:
+        except sr_instance.InstanceRefused as refused:
             failed.append(refused)
             if refused.retry_after_seconds is not None:
                 unavailable = refused
@@ -141,19 +143,16 @@ async def _stow(
     return _answer(stored, failed)
 
 
-def _read_part(
-    part: multipart.Part, settings: Settings, study: str | None
+async def _read_part(
+    part: multipart.Part, request: Request, study: str | None
 ) -> dicom_status.Instance:
+    """The instance of *part*, read by the app's reader (:mod:`..read_process`)."""
     if part.media_type not in (None, DICOM):
-        raise dicom_status.InstanceRefused(
-            dicom_status.Condition.CANNOT_UNDERSTAND, f"a part of type {part.media_type}"
+        raise sr_instance.InstanceRefused(
+            sr_instance.Condition.CANNOT_UNDERSTAND, f"a part of type {part.media_type}"
         )
-    return dicom_status.read_instance(
-        part.body,
-        patient_system=settings.patient_system,
-        study=study,
-        max_inflated_bytes=settings.sr_max_inflated_bytes,
-    )
+    reader: read_process.Reader = request.app.state.sr_reader
+    return await reader.read_instance(part.body, study)
 
 
 class _Refusal(Exception):
@@ -176,8 +175,8 @@ async def _read_parts(
     if multipart.media_type(content_type) != MULTIPART_RELATED:
         raise _Refusal(415, f'Content-Type must be {MULTIPART_RELATED}; type="{DICOM}"')
     limit = settings.stow_max_request_bytes
-    cannot_understand = dicom_status.STATUSES[dicom_status.Condition.CANNOT_UNDERSTAND]
-    too_large = dicom_status.STATUSES[dicom_status.Condition.LIMIT]
+    cannot_understand = sr_instance.STATUSES[sr_instance.Condition.CANNOT_UNDERSTAND]
+    too_large = sr_instance.STATUSES[sr_instance.Condition.LIMIT]
     try:
         declared_type = multipart.parameters(content_type).get("type")
         if declared_type is not None and multipart.media_type(declared_type) != DICOM:
@@ -200,7 +199,7 @@ async def _read_parts(
 
 
 def _answer(
-    stored: list[dicom_status.Instance], failed: list[dicom_status.InstanceRefused]
+    stored: list[dicom_status.Instance], failed: list[sr_instance.InstanceRefused]
 ) -> Response:
     body: Resource = {"00081190": {"vr": "UR"}}
     if failed:
@@ -218,7 +217,7 @@ def _answer(
     return _json(status, body, warnings, max(retry_after, default=None))
 
 
-def _failure(refused: dicom_status.InstanceRefused) -> Resource:
+def _failure(refused: sr_instance.InstanceRefused) -> Resource:
     item = _reference(refused.sop_class, refused.sop_instance)
     item.update(_us("00081197", refused.status.failure_reason))
     return item
