@@ -50,8 +50,9 @@ class Settings(BaseSettings):
     )
     sr_read_process: bool = Field(
         default=True,
-        description="read the SRs of POST /assessments and STOW-RS in a companion process "
-        "(~1.2 ms of each SR's CPU off the serving process); false: in the serving process",
+        description="read the SRs of POST /assessments, STOW-RS and C-STORE in a companion "
+        "process (~1.2 ms of each SR's CPU off the serving process); false: in the serving "
+        "process",
     )
     max_dicom_body_bytes: int = Field(
         default=64 * MIB, description="largest accepted application/dicom request body"

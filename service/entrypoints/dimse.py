@@ -55,13 +55,20 @@ SR_STORAGE: Final = (
     ExtensibleSRStorage,
 )
 _ERROR_COMMENT_CHARS: Final = 64  # LO
+# Reads one PS3.10 instance, or raises sr_instance.InstanceRefused.
+ReadInstance = Callable[[bytes], dicom_status.Instance]
 
 
 def handle_store(
-    event: Event, engine: Engine, settings: Settings, pusher: PushWorker | None = None
+    event: Event,
+    engine: Engine,
+    settings: Settings,
+    pusher: PushWorker | None = None,
+    read: ReadInstance | None = None,
 ) -> Dataset | int:
     """EVT_C_STORE: one SR instance in, one C-STORE status out, noted in the
-    association's audit event (committed with the report when it is stored)."""
+    association's audit event (committed with the report when it is stored). The
+    instance is read by *read* (the server's SR reader), else in this thread."""
     with dimse_audit.storing(event, settings.tenant) as trail:
         try:
             with metrics.ingest("c-store") as tally:
@@ -71,10 +78,14 @@ def handle_store(
                         sr_instance.Condition.LIMIT,
                         f"data set over {settings.max_dicom_body_bytes} bytes",
                     )
-                instance = dicom_status.read_instance(
-                    data,
-                    patient_system=settings.patient_system,
-                    max_inflated_bytes=settings.sr_max_inflated_bytes,
+                instance = (
+                    read(data)
+                    if read is not None
+                    else dicom_status.read_instance(
+                        data,
+                        patient_system=settings.patient_system,
+                        max_inflated_bytes=settings.sr_max_inflated_bytes,
+                    )
                 )
                 # DIMSE has no token: every C-STORE goes to the configured tenant (README)
                 with dicom_status.committing(
@@ -131,10 +142,15 @@ ASSOCIATION_HANDLERS: Final = [
 
 
 def start(
-    settings: Settings, engine: Engine, pusher: PushWorker | None = None
+    settings: Settings,
+    engine: Engine,
+    pusher: PushWorker | None = None,
+    read: ReadInstance | None = None,
 ) -> ThreadedAssociationServer:
     """Start the SCP in pynetdicom's own threads; the caller shuts it down. Each stored
-    SR's new results are submitted to *pusher* (PACS push), if any."""
+    SR's new results are submitted to *pusher* (PACS push), if any; each instance is
+    read by *read* (:func:`.read_process.blocking`: the server's SR reader), else in
+    its association's thread."""
     ae = AE(ae_title=settings.dimse_ae_title)
     ae.acse_timeout = settings.dimse_acse_timeout
     ae.dimse_timeout = settings.dimse_dimse_timeout
@@ -154,7 +170,7 @@ def start(
     server = ae.make_server(
         (settings.dimse_host, settings.dimse_port),
         evt_handlers=[
-            (evt.EVT_C_STORE, handle_store, [engine, settings, pusher]),
+            (evt.EVT_C_STORE, handle_store, [engine, settings, pusher, read]),
             *dimse_audit.handlers(engine, settings.tenant),
             *ASSOCIATION_HANDLERS,
         ],

@@ -1,5 +1,5 @@
-"""The DICOM SR read of ``POST /assessments`` and STOW-RS in a companion process
-(issue 7).
+"""The DICOM SR read of ``POST /assessments``, STOW-RS and C-STORE in a companion
+process (issue 7).
 
 The serving process runs Python on one core at a time (the GIL). Reading a 10-lesion SR
 (pydicom's parse, the content-tree walk, the model, the digest) is ~1.25 ms of its
@@ -25,8 +25,10 @@ next body's. The next read starts another reader. :class:`InProcess` reads in th
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import pickle  # nosec B403
 import sys
+from collections.abc import Callable
 from typing import Any, Final, Protocol
 
 from service import services
@@ -51,7 +53,7 @@ def read_dicom(
 
 
 class Reader(Protocol):
-    """What reads the SR bodies of ``POST /assessments`` and of STOW-RS."""
+    """What reads the SR bodies of ``POST /assessments``, STOW-RS and C-STORE."""
 
     async def read(self, data: bytes) -> services.Inbound:
         """:func:`read_dicom` of *data*."""
@@ -126,7 +128,7 @@ class ReadProcess:
         try:
             checked = await self._ask(request(data, INSTANCE, study), data)
         except Unavailable as exc:
-            raise sr_instance.InstanceRefused(sr_instance.Condition.RESOURCES, str(exc)) from exc
+            raise _out_of_resources(exc) from exc
         return dicom_status.instance(data, checked)
 
     async def _ask(self, header: bytes, data: bytes) -> Any:
@@ -170,8 +172,7 @@ class ReadProcess:
     async def _exchange(self, header: bytes, data: bytes) -> bytes:
         process = self._process or await self._start()
         assert process.stdin is not None and process.stdout is not None
-        process.stdin.write(header)
-        process.stdin.write(data)
+        process.stdin.write(header + data)  # one write: one system call
         await process.stdin.drain()
         (length,) = LENGTH.unpack(await process.stdout.readexactly(LENGTH.size))
         return await process.stdout.readexactly(length)
@@ -186,6 +187,35 @@ class ReadProcess:
             stdout=asyncio.subprocess.PIPE,
         )
         return self._process
+
+
+def blocking(
+    reader: Reader, loop: asyncio.AbstractEventLoop
+) -> Callable[[bytes], dicom_status.Instance]:
+    """*reader*'s :meth:`~Reader.read_instance` (no study) for a thread other than that
+    of *loop*, the event loop *reader* belongs to (C-STORE's association threads): each
+    call waits for the read. A loop that stopped, or did not answer in time, refuses the
+    instance as out of resources (0xA700)."""
+
+    def read(data: bytes) -> dicom_status.Instance:
+        asked = reader.read_instance(data, None)
+        try:
+            future = asyncio.run_coroutine_threadsafe(asked, loop)
+        except RuntimeError as exc:  # the loop is closed: the server is stopping
+            asked.close()
+            raise _out_of_resources(exc) from exc
+        try:
+            return future.result(TIMEOUT_SECONDS + 5)
+        except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError) as exc:
+            future.cancel()
+            raise _out_of_resources(exc) from exc
+
+    return read
+
+
+def _out_of_resources(exc: BaseException) -> sr_instance.InstanceRefused:
+    message = f"the SR reader did not answer ({type(exc).__name__}); try again"
+    return sr_instance.InstanceRefused(sr_instance.Condition.RESOURCES, message)
 
 
 def for_settings(settings: Settings) -> Reader:

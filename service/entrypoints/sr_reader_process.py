@@ -1,5 +1,5 @@
-"""The companion process that reads the SRs of ``POST /assessments`` and STOW-RS:
-``python -m service.entrypoints.sr_reader_process`` (started by
+"""The companion process that reads the SRs of ``POST /assessments``, STOW-RS and
+C-STORE: ``python -m service.entrypoints.sr_reader_process`` (started by
 :class:`~service.entrypoints.read_process.ReadProcess`, which says why).
 
 It imports the SR reader and the service's logging (configured as the server's, so
@@ -10,7 +10,7 @@ if any, which follows the header) and each answer goes to stdout after its lengt
 (:data:`LENGTH`); an answer is ``("ok", found)`` or ``("error", exception)``, pickled
 by :func:`.model_pickle.dumps`. What is found is the :data:`~.sr_instance.Parts` of
 :func:`read_parts` (``POST /assessments``, :data:`PARTS`) or the SOP Class UID and parts
-of :func:`.sr_instance.read_checked` (STOW-RS, :data:`INSTANCE`).
+of :func:`.sr_instance.read_checked` (STOW-RS and C-STORE, :data:`INSTANCE`).
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
@@ -212,3 +213,30 @@ def test_a_read_cancelled_midway_leaves_no_answer_for_the_next() -> None:
     after, first, second = _run(step)
     assert after == read_process.read_dicom(small, "urn:example:mrn", MAX_INFLATED)
     assert second != first
+
+
+def test_a_thread_reads_through_the_loops_reader_until_the_loop_stops() -> None:
+    """read_process.blocking: C-STORE's association threads read through the event
+    loop's reader, refusals included; once the loop is gone, an instance is A700."""
+    loop = asyncio.new_event_loop()
+    runner = threading.Thread(target=loop.run_forever, daemon=True)
+    runner.start()
+    reader = read_process.ReadProcess("urn:example:mrn", MAX_INFLATED)
+    read = read_process.blocking(reader, loop)
+    good, garbage = _bodies()[0], b"DICM not a data set"
+    try:
+        assert read(good) == dicom_status.read_instance(
+            good, patient_system="urn:example:mrn", max_inflated_bytes=MAX_INFLATED
+        )
+        assert reader.pid is not None  # read in the companion process
+        with pytest.raises(sr_instance.InstanceRefused) as refused:
+            read(garbage)
+        assert refused.value.condition is sr_instance.Condition.CANNOT_UNDERSTAND
+    finally:
+        asyncio.run_coroutine_threadsafe(reader.close(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        runner.join(10)
+        loop.close()
+    with pytest.raises(sr_instance.InstanceRefused) as stopped:
+        read(good)
+    assert stopped.value.condition is sr_instance.Condition.RESOURCES

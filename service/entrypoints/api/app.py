@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -41,7 +42,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pusher = app.state.push_worker = push_worker.from_settings(settings, engine)
         if pusher is not None:
             pusher.start()
-        scp = dimse.start(settings, engine, pusher) if settings.dimse_port else None
+        scp = None
+        if settings.dimse_port:  # C-STORE reads in the SR reader too, if it has one
+            reader, loop = app.state.sr_reader, asyncio.get_running_loop()
+            read = read_process.blocking(reader, loop) if settings.sr_read_process else None
+            scp = dimse.start(settings, engine, pusher, read)
         yield
         if scp is not None:
             scp.shutdown()
