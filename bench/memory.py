@@ -21,22 +21,27 @@ WARMUP_REQUESTS = 20
 
 def added_by(workdir: Path, body: bytes, content_type: str) -> dict[str, Any]:
     """Peak RSS of a fresh, warmed-up server (with the processes it started: its SR
-    reader) before and after POST /assessments *body*."""
+    reader) before and after POST /assessments *body*, in all and by process."""
     workdir.mkdir(parents=True, exist_ok=True)
     with servers.service(workdir) as service:
         url = f"{servers.base_url(service)}/assessments"
         for warmup in bodies.distinct_srs(WARMUP_REQUESTS, prefix=f"MEM-{workdir.name}"):
             _post(url, warmup, "application/dicom")
-        before = procstat.tree_peak_rss_mb(service.pid)
+        pids = procstat.processes(service.pid)
+        before = [procstat.peak_rss_mb(pid) for pid in pids]
         _post(url, body, content_type)
-        after = procstat.tree_peak_rss_mb(service.pid)
-    added = (after - before) * MIB
+        after = [procstat.peak_rss_mb(pid) for pid in pids]
+    added = (sum(after) - sum(before)) * MIB
     return {
         "body_bytes": len(body),
-        "peak_rss_mb_before": before,
-        "peak_rss_mb_after": after,
+        "peak_rss_mb_before": sum(before),
+        "peak_rss_mb_after": sum(after),
         "added_bytes": added,
         "ratio": added / len(body),
+        # The serving process first, then its SR reader.
+        "added_bytes_by_process": [
+            (late - early) * MIB for early, late in zip(before, after, strict=True)
+        ],
     }
 
 

@@ -231,6 +231,8 @@ def test_memory_added_by_one_request_is_read_from_a_fresh_server(tmp_path):
     assert found["body_bytes"] == len(body)
     assert 0 < found["peak_rss_mb_before"] <= found["peak_rss_mb_after"]
     assert found["ratio"] == pytest.approx(found["added_bytes"] / len(body))
+    by_process = found["added_bytes_by_process"]  # the server (and its SR reader if any:
+    assert by_process and sum(by_process) == pytest.approx(found["added_bytes"])  # not here)
 
 
 def test_postgresql_database_share_is_measured_on_a_schema_of_its_own():
