@@ -28,7 +28,7 @@ from service.entrypoints import logs, model_pickle, sr_instance
 from service.entrypoints.sr_instance import Parts
 
 LENGTH: Final = struct.Struct(">Q")  # of each answer
-REQUEST: Final = struct.Struct(">QBH")  # the body's length, what to read, the study's
+REQUEST: Final = struct.Struct(">QBI")  # the body's length, what to read, the study's
 PARTS: Final = 0  # read_parts
 INSTANCE: Final = 1  # sr_instance.read_checked
 

@@ -91,6 +91,7 @@ def test_the_reader_process_reads_stow_instances_as_the_serving_process() -> Non
         (good, None),
         (good, dataset.StudyInstanceUID),
         (good, "1.2.3"),  # another study
+        (good, "1." * 40_000),  # a path no UID can match (UIs are 64 characters at most)
         (b"\0" * 128 + b"DICM" + b"garbage", None),
         ((SAMPLES / "ct_image.dcm").read_bytes(), None),  # not an SR
         *((path.read_bytes(), None) for path in sorted(SAMPLES.glob("*sr*.dcm"))),
@@ -121,7 +122,8 @@ def test_the_reader_process_reads_stow_instances_as_the_serving_process() -> Non
     found = _run(step)
     assert found == expected
     assert all(isinstance(read, dicom_status.Instance) for read in found[:2])
-    assert [refusal[0] for refusal in found[2:5]] == [  # type: ignore[index]
+    assert [refusal[0] for refusal in found[2:6]] == [  # type: ignore[index]
+        sr_instance.Condition.STUDY_MISMATCH,
         sr_instance.Condition.STUDY_MISMATCH,
         sr_instance.Condition.CANNOT_UNDERSTAND,
         sr_instance.Condition.SOP_CLASS,
