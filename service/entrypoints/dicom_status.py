@@ -94,10 +94,7 @@ def read_instance(
 ) -> Instance:
     """Check and read one PS3.10 instance in this process, or raise
     :class:`InstanceRefused` (:func:`.sr_instance.read_checked` says how)."""
-    checked = sr_instance.read_checked(
-        data, patient_system=patient_system, study=study, max_inflated_bytes=max_inflated_bytes
-    )
-    return instance(data, checked)
+    return instance(data, sr_instance.read_checked(data, patient_system, study, max_inflated_bytes))
 
 
 @contextmanager

@@ -48,7 +48,7 @@ def read_dicom(
     max_inflated_bytes: int = sr_reader.MAX_INFLATED_BYTES,
 ) -> services.Inbound:
     """One SR in DICOM Part 10; its digest is the one STOW-RS and C-STORE use."""
-    parts = sr_reader_process.read_parts(data, patient_system, max_inflated_bytes)
+    parts = sr_instance.read_parts(data, patient_system, max_inflated_bytes)
     return dicom_status.inbound(data, parts)
 
 

@@ -5,8 +5,9 @@ refused (reliability.md section 4): light enough for the SR reader process
 :func:`read_checked` runs the edge checks in order, each with its own condition, then
 the reader; :class:`InstanceRefused` carries the :class:`Condition`, which maps through
 the one table :data:`STATUSES` to the STOW-RS Failure Reason (PS3.18 Table I.2-2) and
-the C-STORE Status (PS3.4 Table B.2-1). :mod:`.dicom_status` makes the instance to store
-of what it reads.
+the C-STORE Status (PS3.4 Table B.2-1). :func:`read_parts` reads without those checks,
+raising the reader's own errors (``POST /assessments``). :mod:`.dicom_status` makes the
+instance to store of what they read.
 
 The ``0xC1xx`` values are implementation-specific ("Cannot understand" family, PS3.18
 I.2.2 allows them when the conformance statement lists them; the README does). They
@@ -102,8 +103,15 @@ class InstanceRefused(Exception):
         return InstanceRefused, (self.condition, str(self)), self.__dict__
 
 
+def read_parts(data: bytes, patient_system: str, max_inflated_bytes: int) -> Parts:
+    """The :data:`Parts` of the SR *data* (DICOM Part 10), without the edge checks and
+    with the reader's own errors (``POST /assessments`` answers them itself)."""
+    dataset = sr_reader.parse_dicom(data, max_inflated_bytes=max_inflated_bytes)
+    return _parts(dataset, sr_reader.read_sr(dataset, patient_system=patient_system))
+
+
 def read_checked(
-    data: bytes, *, patient_system: str, study: str | None, max_inflated_bytes: int
+    data: bytes, patient_system: str, study: str | None, max_inflated_bytes: int
 ) -> tuple[str, Parts]:
     """The SOP Class UID of the PS3.10 instance *data* and its :data:`Parts`, or
     :class:`InstanceRefused`.
@@ -125,9 +133,12 @@ def read_checked(
         raise InstanceRefused(Condition.LIMIT, str(exc), dataset) from exc
     except DomainError as exc:
         raise InstanceRefused(Condition.CONTENT, str(exc), dataset) from exc
-    context = sr_context.extract(dataset)  # for the SR write-back (PACS push)
-    parts = (report, sr_reader.data_set_start(dataset), context)
-    return str(dataset.SOPClassUID), parts
+    return str(dataset.SOPClassUID), _parts(dataset, report)
+
+
+def _parts(dataset: Dataset, report: TimepointReport) -> Parts:
+    """*report* with where *dataset* starts and its context (for the SR write-back)."""
+    return report, sr_reader.data_set_start(dataset), sr_context.extract(dataset)
 
 
 def _parse(data: bytes, max_inflated_bytes: int) -> Dataset:

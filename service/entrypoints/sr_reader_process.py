@@ -8,9 +8,9 @@ resident, against ~150 MB for the whole service). Each body comes on stdin after
 :data:`REQUEST` header (its length, what to read, the StudyInstanceUID it must carry,
 if any, which follows the header) and each answer goes to stdout after its length
 (:data:`LENGTH`); an answer is ``("ok", found)`` or ``("error", exception)``, pickled
-by :func:`.model_pickle.dumps`. What is found is the :data:`~.sr_instance.Parts` of
-:func:`read_parts` (``POST /assessments``, :data:`PARTS`) or the SOP Class UID and parts
-of :func:`.sr_instance.read_checked` (STOW-RS and C-STORE, :data:`INSTANCE`).
+by :func:`.model_pickle.dumps`. What is found is what :func:`.sr_instance.read_parts`
+(``POST /assessments``, :data:`PARTS`) or :func:`.sr_instance.read_checked` (STOW-RS
+and C-STORE, :data:`INSTANCE`) returns.
 """
 
 from __future__ import annotations
@@ -23,22 +23,13 @@ import sys
 from collections.abc import Sequence
 from typing import Any, BinaryIO, Final
 
-from service.adapters import sr_context, sr_reader
-from service.entrypoints import logs, model_pickle, sr_instance
-from service.entrypoints.sr_instance import Parts
+from service.entrypoints import logs, model_pickle
+from service.entrypoints.sr_instance import read_checked, read_parts
 
 LENGTH: Final = struct.Struct(">Q")  # of each answer
 REQUEST: Final = struct.Struct(">QBI")  # the body's length, what to read, the study's
-PARTS: Final = 0  # read_parts
+PARTS: Final = 0  # sr_instance.read_parts
 INSTANCE: Final = 1  # sr_instance.read_checked
-
-
-def read_parts(data: bytes, patient_system: str, max_inflated_bytes: int) -> Parts:
-    """The report of the SR *data* (DICOM Part 10), where its data set starts after the
-    File Meta Information (what its digest covers), and its DICOM context."""
-    dataset = sr_reader.parse_dicom(data, max_inflated_bytes=max_inflated_bytes)
-    report = sr_reader.read_sr(dataset, patient_system=patient_system)
-    return report, sr_reader.data_set_start(dataset), sr_context.extract(dataset)
 
 
 def request(data: bytes, kind: int = PARTS, study: str | None = None) -> bytes:
@@ -62,15 +53,10 @@ def serve(source: BinaryIO, sink: BinaryIO, patient_system: str, max_inflated_by
         answer: tuple[str, Any]
         try:
             if kind == INSTANCE:
-                found: object = sr_instance.read_checked(
-                    data,
-                    patient_system=patient_system,
-                    study=study.decode() if study_length else None,
-                    max_inflated_bytes=max_inflated_bytes,
-                )
+                checked = study.decode() if study_length else None
+                answer = ("ok", read_checked(data, patient_system, checked, max_inflated_bytes))
             else:
-                found = read_parts(data, patient_system, max_inflated_bytes)
-            answer = ("ok", found)
+                answer = ("ok", read_parts(data, patient_system, max_inflated_bytes))
         except Exception as exc:  # the serving process raises it as its own
             answer = ("error", exc)
         try:

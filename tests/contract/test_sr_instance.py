@@ -20,9 +20,7 @@ RESERVED = {0xC122, 0xC001, 0xC002, 0xC210, 0xC211}  # standard or pynetdicom's 
 
 def _refused(data: bytes, study: str | None = None) -> sr_instance.InstanceRefused:
     with pytest.raises(sr_instance.InstanceRefused) as caught:
-        sr_instance.read_checked(
-            data, patient_system="urn:test", study=study, max_inflated_bytes=1024 * 1024
-        )
+        sr_instance.read_checked(data, "urn:test", study, 1024 * 1024)
     return caught.value
 
 
