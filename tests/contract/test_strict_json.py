@@ -4,8 +4,15 @@ section 5): array items, string bytes, number characters and depth, each a setti
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
-from service.adapters.strict_json import JsonLimits, MalformedJson, loads
+from service.adapters.strict_json import (
+    _STRING,
+    JsonLimits,
+    MalformedJson,
+    _brackets_outside_strings,
+    loads,
+)
 from service.domain.errors import TooCostly
 
 SMALL = JsonLimits(max_depth=3, max_array_items=3, max_string_bytes=8, max_number_chars=4)
@@ -66,3 +73,23 @@ def test_the_default_limits_are_those_of_reliability_md_section_5() -> None:
 def test_a_duplicate_member_name_is_refused_with_its_name(document: bytes) -> None:
     with pytest.raises(MalformedJson, match="duplicate JSON member name 'a'"):
         loads(document)
+
+
+_PLAIN = st.sampled_from([b"[", b"]", b"{", b"}", b"a", b",", b"\xc3\xa9"])
+# A string's content: plain bytes, brackets and quotes or backslashes escaped.
+_ESCAPED = st.sampled_from([b"\\" + byte for byte in (b'"', b"\\", b"[", b"n", b"u")])
+_CONTENT = st.lists(st.one_of(_PLAIN, _ESCAPED)).map(b"".join)
+_STRING_LITERAL = _CONTENT.map(lambda content: b'"' + content + b'"')
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(st.one_of(_PLAIN, _STRING_LITERAL)), st.none() | _CONTENT)
+def test_the_depth_check_sees_the_brackets_outside_strings_as_a_json_lexer(
+    tokens: list[bytes], left_open: bytes | None
+) -> None:
+    """The depth check's brackets (quotes and brackets kept, escapes blanked) are those
+    outside what the string pattern matches, after a quote left open included. (After a
+    backslash outside a string the two may differ: the parser stops there.)"""
+    data = b"".join(tokens) + (b"" if left_open is None else b'"' + left_open)
+    expected = _STRING.sub(b"", data).translate(None, b'"\\anu,\xc3\xa9')
+    assert _brackets_outside_strings(data) == expected
