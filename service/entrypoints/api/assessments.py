@@ -170,7 +170,7 @@ def _bundle(
         tenant=tenant,
         tally=tally,
     )
-    return Response(fhir_writer.dumps(bundle), media_type=FHIR_JSON)
+    return Response(fhir_writer.dumps_answer(bundle), media_type=FHIR_JSON)
 
 
 def _dicom_sr(

@@ -18,7 +18,7 @@ from fastapi.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.adapters import audit, fhir_index
-from service.adapters.fhir_writer import dumps
+from service.adapters.fhir_writer import dumps_answer
 from service.domain.errors import InvalidInput
 from service.entrypoints.api.deps import EngineDep, TenantDep, public_root
 from service.entrypoints.api.fhir import FhirResponse, date_bounds, negotiate
@@ -167,7 +167,7 @@ async def search_audit_events(
         "link": [{"relation": "self", "url": str(request.url)}],
         "entry": entries,
     }
-    return FhirResponse(dumps(bundle))
+    return FhirResponse(dumps_answer(bundle))
 
 
 def _tokens(values: list[str] | None) -> tuple[str, ...]:

@@ -310,8 +310,8 @@ def _write_answer(request: Request, status: int, stored: StoredResource, message
     if prefer.lower() == "operationoutcome":
         outcome = operation_outcome("informational", message)
         outcome["issue"][0]["severity"] = "information"
-        return FhirResponse(fhir_writer.dumps(outcome), status, headers)
-    return FhirResponse(fhir_writer.dumps(_representation(stored)), status, headers)
+        return FhirResponse(fhir_writer.dumps_answer(outcome), status, headers)
+    return FhirResponse(fhir_writer.dumps_answer(_representation(stored)), status, headers)
 
 
 # -- metadata ------------------------------------------------------------------------------
@@ -393,7 +393,7 @@ async def metadata(request: Request) -> Response:
     """The CapabilityStatement (FHIR R4 http.html: servers SHALL provide one)."""
     negotiate(request)
     security = auth.capability_security(request.app.state.settings)
-    return FhirResponse(fhir_writer.dumps(capability_statement(_base(request), security)))
+    return FhirResponse(fhir_writer.dumps_answer(capability_statement(_base(request), security)))
 
 
 # -- searches -----------------------------------------------------------------------------
@@ -485,7 +485,7 @@ def _searchset(request: Request, found: list[StoredResource]) -> Response:
             for stored in found
         ],
     }
-    return FhirResponse(fhir_writer.dumps(bundle))
+    return FhirResponse(fhir_writer.dumps_answer(bundle))
 
 
 def _params(resource_type: str, *names: str) -> frozenset[str]:
@@ -542,7 +542,7 @@ def _read_route(kind: str) -> None:
         with open_store(engine) as store:
             stored = store.resource(kind, resource_id, tenant)
         return FhirResponse(
-            fhir_writer.dumps(_representation(stored)), 200, _version_headers(stored)
+            fhir_writer.dumps_answer(_representation(stored)), 200, _version_headers(stored)
         )
 
     read.__doc__ = f"Read a {kind} by id."
@@ -750,4 +750,4 @@ async def post_bundle(
                 f"POST /fhir takes a transaction or batch Bundle, not {kind!r}", "Bundle.type"
             )
     answer = {"resourceType": "Bundle", "type": f"{kind}-response", "entry": entries}
-    return FhirResponse(fhir_writer.dumps(answer))
+    return FhirResponse(fhir_writer.dumps_answer(answer))
