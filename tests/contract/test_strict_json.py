@@ -88,7 +88,7 @@ def test_the_depth_check_sees_the_brackets_outside_strings_as_a_json_lexer(
     tokens: list[bytes], left_open: bytes | None
 ) -> None:
     """The depth check's brackets (quotes and brackets kept, escapes blanked) are those
-    outside what the string pattern matches, after a quote left open included. (After a
+    outside what the string pattern matches, a quote left open included. (After a
     backslash outside a string the two may differ: the parser stops there.)"""
     data = b"".join(tokens) + (b"" if left_open is None else b'"' + left_open)
     expected = _STRING.sub(b"", data).translate(None, b'"\\anu,\xc3\xa9')
