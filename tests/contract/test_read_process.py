@@ -1,6 +1,7 @@
 """The SR read in a companion process (service/entrypoints/read_process.py): it answers
 what the serving process's own read answers (POST /assessments' and STOW-RS'), raises
-what that read raises, and a reader that stopped is refused once, then started again."""
+what that read raises, each of the bodies sent one after the other without waiting gets
+its own answer, and a reader that stopped or is late is refused, then started again."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import asyncio
 import os
 import signal
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
@@ -190,17 +192,17 @@ def test_the_setting_chooses_where_srs_are_read() -> None:
     assert in_process == read_process.read_dicom(body, DEFAULT_PATIENT_SYSTEM)
 
 
+def _large() -> bytes:
+    """A 200-lesion SR: long enough to read that a request can stop waiting meanwhile."""
+    lesions = [LesionSpec(f"T{n}", 10.0 + n, role="target") for n in range(200)]
+    return sr_bytes(make_sr(patient_id="RP-LARGE", study_date="20240105", lesions=lesions))
+
+
 def test_a_read_cancelled_midway_leaves_no_answer_for_the_next() -> None:
     """A request that stops waiting (its task cancelled) after its body went to the
-    reader: the reader is stopped, so its answer can never be taken for the next body's."""
-    large = sr_bytes(
-        make_sr(
-            patient_id="RP-LARGE",
-            study_date="20240105",
-            lesions=[LesionSpec(f"T{n}", 10.0 + n, role="target") for n in range(200)],
-        )
-    )
-    small = _bodies()[0]
+    reader: the reader goes on, and the cancelled body's answer, when it comes, is
+    dropped rather than taken for the next body's."""
+    large, small = _large(), _bodies()[0]
 
     async def step(reader: read_process.ReadProcess) -> tuple[object, int | None, int | None]:
         await reader.read(small)  # started
@@ -214,7 +216,83 @@ def test_a_read_cancelled_midway_leaves_no_answer_for_the_next() -> None:
 
     after, first, second = _run(step)
     assert after == read_process.read_dicom(small, "urn:example:mrn", MAX_INFLATED)
-    assert second != first
+    assert second == first
+
+
+def test_concurrent_reads_each_get_the_answer_to_their_own_body() -> None:
+    """Bodies sent without waiting for the answers before them (a large one among small
+    ones, errors, STOW instances with their study), each request answered with the read
+    of its own body."""
+    bodies = [*_bodies(), _large(), b"DICM not a data set", *_bodies()]
+
+    async def one(reader: read_process.ReadProcess, index: int, body: bytes) -> object:
+        try:
+            if index % 3 == 2:
+                return await reader.read_instance(body, None)
+            return await reader.read(body)
+        except sr_instance.InstanceRefused as refused:
+            return _refusal(refused)
+        except DomainError as error:
+            return (type(error), str(error))
+
+    async def step(reader: read_process.ReadProcess) -> tuple[list[object], int | None]:
+        found = await asyncio.gather(*(one(reader, i, body) for i, body in enumerate(bodies)))
+        return list(found), reader.pid
+
+    def expected(index: int, body: bytes) -> object:
+        try:
+            if index % 3 == 2:
+                return dicom_status.read_instance(
+                    body, patient_system="urn:example:mrn", max_inflated_bytes=MAX_INFLATED
+                )
+            return read_process.read_dicom(body, "urn:example:mrn", MAX_INFLATED)
+        except sr_instance.InstanceRefused as refused:
+            return _refusal(refused)
+        except DomainError as error:
+            return (type(error), str(error))
+
+    wanted = [expected(i, body) for i, body in enumerate(bodies)]
+    assert len({repr(answer) for answer in wanted}) >= 5  # a mix-up would show
+    found, pid = _run(step)
+    assert found == wanted
+    assert pid is not None
+
+
+def test_a_reader_that_does_not_answer_in_time_fails_every_read_it_owes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A reader stopped (SIGSTOP) past the timeout: the reads waiting for it are refused
+    (503), it is killed, and the next read starts another."""
+    monkeypatch.setattr(read_process, "TIMEOUT_SECONDS", 0.5)
+    body = _bodies()[0]
+
+    async def step(reader: read_process.ReadProcess) -> tuple[list[object], int, object]:
+        await reader.read(body)
+        stopped = reader.pid
+        assert stopped is not None
+        os.kill(stopped, signal.SIGSTOP)
+        waiting: list[object] = list(
+            await asyncio.gather(*(reader.read(body) for _ in range(3)), return_exceptions=True)
+        )
+        assert reader.pid is None
+        return waiting, stopped, await reader.read(body)
+
+    waiting, stopped, after = _run(step)
+    assert [type(outcome) for outcome in waiting] == [Unavailable] * 3
+    assert after == read_process.read_dicom(body, "urn:example:mrn", MAX_INFLATED)
+    _gone(stopped)
+
+
+def _gone(pid: int) -> None:
+    """Wait until *pid* has ended and been reaped (asyncio's child watcher waits for it)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"process {pid} still there")
 
 
 def test_a_thread_reads_through_the_loops_reader_until_the_loop_stops() -> None:
