@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 
 from bench import bodies, postgres
 from service import services
-from service.adapters import db, db_schema as T, fhir_writer, sr_reader
+from service.adapters import content_digest, db, db_schema as T, fhir_writer, sr_reader
 from service.domain.model import (
     AssessmentParameters,
     LesionObservation,
@@ -230,7 +230,7 @@ def history_growth(workdir: Path, patients: int) -> dict[str, Any]:
                             source=SourceDocument(f"2.25.{index}{n:03d}", "dicom-sr"),
                             study_uid=f"2.25.1{index}{n:03d}",  # its own study (no conflict)
                         ),
-                        services.digest(f"{patient_id}/{n}".encode()),
+                        content_digest.digest(f"{patient_id}/{n}".encode()),
                     )
             previous, day = (first + timedelta(weeks=6 * n) for n in (timepoint - 1, timepoint))
             ingest(bodies.stamp(sr, patient_id, previous.strftime("%Y%m%d")))

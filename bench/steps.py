@@ -28,6 +28,7 @@ from typing import Any
 from bench import bodies, inprocess
 from service import services
 from service.adapters import (
+    content_digest,
     db,
     db_schema as T,
     fhir_reader,
@@ -93,7 +94,7 @@ def measure_bundles(requests: int, lesions: int) -> dict[str, float]:
     figures["bundle_read_cpu_ms"] = _cpu_ms(read, data)
     figures["strict_json_cpu_ms"] = _cpu_ms(strict_json.loads, data)
     figures["canonical_digest_cpu_ms"] = _cpu_ms(
-        lambda document: services.digest(fhir_reader.canonical(document)), documents
+        lambda document: content_digest.digest(fhir_reader.canonical(document)), documents
     )
     figures["read_fhir_cpu_ms"] = _cpu_ms(
         lambda document: fhir_reader.read_fhir(document, digest=""), documents

@@ -50,8 +50,9 @@ class Settings(BaseSettings):
     )
     sr_read_process: bool = Field(
         default=True,
-        description="read the SRs of POST /assessments, STOW-RS and C-STORE in a companion "
-        "process (~1.2 ms of each SR's CPU off the serving process); false: in the serving "
+        description="read the SRs of POST /assessments, STOW-RS and C-STORE, and the FHIR "
+        "bodies of POST /assessments, in a companion process (~1.2 ms of each SR's CPU, ~0.9 "
+        "ms of a 10-Observation Bundle's, off the serving process); false: in the serving "
         "process",
     )
     max_dicom_body_bytes: int = Field(

@@ -8,7 +8,6 @@ confirmed to exist (reliability.md section 3, tenant isolation).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -16,7 +15,9 @@ from typing import Any
 
 from service.adapters import fhir_index, fhir_writer, report_render, sr_writer
 from service.adapters.bounded_cache import BoundedCache
-from service.adapters.db import FhirRecord, Store
+from service.adapters.content_digest import digest
+from service.adapters.db import Store
+from service.adapters.fhir_record import FhirRecord
 from service.domain.advisor import Recommendation, merge_settings, recommend
 from service.domain.checkpoint import SIZE_RULES, Checkpoint
 from service.domain.commentary import commentary
@@ -75,11 +76,6 @@ def fresh_attempt(changed: list[Change], tally: Tally | None) -> Callable[[], No
             del tally.verdicts[start[2] :]
 
     return forget
-
-
-def digest(data: bytes) -> str:
-    """The content digest that makes re-delivery of the same bytes a no-op."""
-    return hashlib.sha256(data).hexdigest()
 
 
 def choose_criteria(

@@ -49,6 +49,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError, TimeoutError as PoolTim
 from service.adapters import audit, checkpoint_codec, db_schema as schema, lesion_codec
 from service.adapters.bounded_cache import BoundedCache
 from service.adapters.db_schema import DEFAULT_TENANT
+from service.adapters.fhir_record import FhirRecord
 from service.adapters.prepared import Prepared, savepoint
 from service.domain.checkpoint import Checkpoint
 from service.domain.errors import Conflict, IdentityConflict, NotFound, Unavailable
@@ -324,18 +325,6 @@ class StoredHistory:
     checkpoint: Checkpoint | None
     reports: list[TimepointReport]
     documents: tuple[int, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class FhirRecord:
-    """A FHIR resource to keep in the resource index, with what it is searched by."""
-
-    resource_type: str
-    resource_id: str
-    body: bytes  # the resource JSON, without meta.versionId / meta.lastUpdated
-    patient: PatientIdentity | None = None
-    identifier: str | None = None  # "system|value" of its business identifier
-    effective_date: date | None = None
 
 
 @dataclass(frozen=True, slots=True)

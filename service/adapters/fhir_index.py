@@ -1,4 +1,4 @@
-"""FHIR resources as rows of the resource index (:class:`~service.adapters.db.FhirRecord`).
+"""FHIR resources as rows of the resource index (:class:`~service.adapters.fhir_record.FhirRecord`).
 
 The index serves the FHIR REST face (contract section 2; interop.md 3d): reads by
 ``Type/id`` and searches by patient, business identifier (token ``system|value``) and
@@ -16,8 +16,8 @@ from typing import Any, Final
 import orjson
 
 from service.adapters import fhir_writer, json_bytes
-from service.adapters.db import FhirRecord
 from service.adapters.fhir_reader import identifier_text
+from service.adapters.fhir_record import FhirRecord
 from service.domain.model import PatientIdentity
 
 Resource = dict[str, Any]

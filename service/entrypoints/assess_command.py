@@ -26,6 +26,7 @@ from sqlalchemy import Engine
 
 from service import services
 from service.adapters import (
+    content_digest,
     db,
     fhir_reader,
     fhir_writer,
@@ -170,7 +171,7 @@ def read_file(path: Path, settings: Settings) -> list[services.Inbound]:
     data = path.read_bytes()
     if data.lstrip()[:1] in (b"{", b"["):
         document = strict_json.loads(data)
-        digest = services.digest(fhir_reader.canonical(document))
+        digest = content_digest.digest(fhir_reader.canonical(document))
         system = settings.patient_system
         read = fhir_reader.read_fhir(document, digest=digest, patient_system=system)
         return [services.Inbound(report, digest) for report in read.reports]

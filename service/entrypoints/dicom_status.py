@@ -17,6 +17,7 @@ from typing import Final
 
 from service import services
 from service.adapters import sr_reader
+from service.adapters.content_digest import digest
 from service.adapters.db import Store
 from service.domain.errors import Conflict, DomainError, IdentityConflict, Unavailable
 from service.domain.model import AssessmentParameters
@@ -82,7 +83,7 @@ def inbound(data: bytes, parts: sr_instance.Parts) -> services.Inbound:
     another route keeps its digest (idempotency).
     """
     report, start, context = parts
-    return services.Inbound(report, services.digest(data[start:]), dicom_context=context)
+    return services.Inbound(report, digest(data[start:]), dicom_context=context)
 
 
 def read_instance(

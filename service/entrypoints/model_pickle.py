@@ -1,4 +1,5 @@
-"""Pickles of the domain model that load without running its dataclasses' code (issue 7).
+"""Pickles of the domain model (and of a FHIR body's read) that load without running
+their dataclasses' code (issue 7).
 
 The SR reader process (:mod:`.sr_reader_process`) answers with a pickled report, which
 the serving process loads on its event loop. Pickle rebuilds a frozen slotted dataclass
@@ -9,7 +10,9 @@ under load. :func:`dumps` pickles each model object as a call of its class's bui
 (below) with its field values: the builder makes the object and sets its slots through
 their descriptors, as ``__init__`` would but without ``__post_init__``, whose checks
 the object passed when the reader made it and whose derived fields are among the
-values. The same report then loads in ~80 us. Objects of other types pickle as usual.
+values. The same report then loads in ~80 us; a 10-Observation Bundle's read (its
+reports and index records) in ~60 us instead of ~100. Objects of other types pickle as
+usual.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from collections import ChainMap
 from collections.abc import Callable
 from typing import Any
 
+from service.adapters import fhir_inbound
+from service.adapters.fhir_record import FhirRecord
 from service.domain import model
 
 _Reducer = Callable[[Any], tuple[Callable[..., Any], tuple[Any, ...]]]
@@ -52,10 +57,18 @@ def _reducer(build: Callable[..., Any], names: tuple[str, ...]) -> _Reducer:
     return reduce
 
 
-MODEL_CLASSES: tuple[type, ...] = tuple(
-    cls
-    for cls in vars(model).values()
-    if isinstance(cls, type) and cls.__module__ == model.__name__ and dataclasses.is_dataclass(cls)
+MODEL_CLASSES: tuple[type, ...] = (
+    *(
+        cls
+        for cls in vars(model).values()
+        if isinstance(cls, type)
+        and cls.__module__ == model.__name__
+        and dataclasses.is_dataclass(cls)
+    ),
+    # What a FHIR body's read answers (sr_reader_process.read_fhir).
+    FhirRecord,
+    fhir_inbound.Received,
+    fhir_inbound.FhirRead,
 )
 # The model's reducers first, then those registered with copyreg (as pickle.dumps reads).
 _DISPATCH = ChainMap[type, Any](

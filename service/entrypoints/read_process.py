@@ -1,5 +1,5 @@
-"""The DICOM SR read of ``POST /assessments``, STOW-RS and C-STORE in a companion
-process (issue 7).
+"""The DICOM SR read of ``POST /assessments``, STOW-RS and C-STORE, and the FHIR read of
+``POST /assessments``, in a companion process (issue 7).
 
 The serving process runs Python on one core at a time (the GIL). Reading a 10-lesion SR
 (pydicom's parse, the content-tree walk, the model, the digest) is ~1.25 ms of its
@@ -7,11 +7,14 @@ The serving process runs Python on one core at a time (the GIL). Reading a 10-le
 process of its own (:mod:`.sr_reader_process`, ~60 MB resident), started at the first
 read. Against the read in the serving process (four alternating pairs of 10 s runs,
 README "Performance"): 188-202 SRs a second against 174-176, the serving process's CPU
-5.3-5.4 -> 3.9-4.3 ms a request, both processes' 5.7-6.2 ms. Each body goes to the
-reader's stdin and its answer comes back on its stdout, each framed by its length; the
-answer, the report read or the exception the read raised, is pickled
-(:mod:`.model_pickle`: ~0.08 ms to load a 10-lesion report), between the server and
-the reader it started only. The event loop writes and reads the pipes without
+5.3-5.4 -> 3.9-4.3 ms a request, both processes' 5.7-6.2 ms. A FHIR body of ``POST
+/assessments`` (strict JSON, the canonical digest, the reports and the index records:
+~0.9 ms of a 10-Observation Bundle's ~3.8 in process) is read there too, unless it
+names a Patient by an id only the resource index knows: the serving process reads that
+one itself. Each body goes to the reader's stdin and its answer comes back on its
+stdout, each framed by its length; the answer, what was read or the exception the read
+raised, is pickled (:mod:`.model_pickle`: ~0.08 ms to load a 10-lesion report),
+between the server and the reader it started only. The event loop writes and reads the pipes without
 blocking, and writes each body as it comes, without waiting for the answers to those
 before it: the reader reads them in order and answers in that order, so it need not
 wait for the serving process between two bodies (one at a time, each exchange took
@@ -39,12 +42,12 @@ from collections.abc import Callable
 from typing import Any, Final, Protocol
 
 from service import services
-from service.adapters import sr_reader
+from service.adapters import fhir_inbound, sr_reader
 from service.config import Settings
 from service.domain.errors import Unavailable
 from service.domain.model import DEFAULT_PATIENT_SYSTEM
 from service.entrypoints import dicom_status, sr_instance, sr_reader_process
-from service.entrypoints.sr_reader_process import INSTANCE, LENGTH, request
+from service.entrypoints.sr_reader_process import FHIR, INSTANCE, LENGTH, request
 
 TIMEOUT_SECONDS: Final = 30.0  # far above the read limits' worst case (reliability.md 5)
 
@@ -69,6 +72,10 @@ class Reader(Protocol):
         """:func:`.dicom_status.read_instance` of *data*: raises
         :class:`~.sr_instance.InstanceRefused` only."""
 
+    async def read_fhir(self, data: bytes) -> fhir_inbound.FhirRead | None:
+        """The FHIR body *data* of ``POST /assessments`` read, or None: the serving
+        process reads it (with the resource index, which resolves Patient ids)."""
+
     async def close(self) -> None: ...
 
 
@@ -90,6 +97,9 @@ class InProcess:
             max_inflated_bytes=self._max_inflated_bytes,
         )
 
+    async def read_fhir(self, data: bytes) -> fhir_inbound.FhirRead | None:
+        return None
+
     async def close(self) -> None:
         return None
 
@@ -101,18 +111,12 @@ class ReadProcess:
         self,
         patient_system: str,
         max_inflated_bytes: int,
+        fhir_limits: fhir_inbound.Limits,
         log_level: str = "INFO",
         log_format: str = "json",
     ) -> None:
-        self._arguments = (
-            "--patient-system",
-            patient_system,
-            "--max-inflated-bytes",
-            str(max_inflated_bytes),
-            "--log-level",
-            log_level,
-            "--log-format",
-            log_format,
+        self._arguments = sr_reader_process.arguments(
+            patient_system, max_inflated_bytes, fhir_limits, log_level, log_format
         )
         self._channel: _Channel | None = None
         self._starting = asyncio.Lock()
@@ -137,6 +141,13 @@ class ReadProcess:
         except Unavailable as exc:
             raise _out_of_resources(exc) from exc
         return dicom_status.instance(data, checked)
+
+    async def read_fhir(self, data: bytes) -> fhir_inbound.FhirRead | None:
+        """The read of the FHIR body *data* (None: one the serving process reads); raises
+        what :func:`.fhir_inbound.parse` and :func:`.fhir_inbound.read` raise, or
+        :class:`Unavailable` when the reader stopped or did not answer in time."""
+        found: fhir_inbound.FhirRead | None = await self._ask(request(data, FHIR), data)
+        return found
 
     async def _ask(self, header: bytes, data: bytes) -> Any:
         """What the reader found in *data* (after *header*), or the error it raised."""
@@ -281,9 +292,9 @@ def _out_of_resources(exc: BaseException) -> sr_instance.InstanceRefused:
     return sr_instance.InstanceRefused(sr_instance.Condition.RESOURCES, message)
 
 
-def for_settings(settings: Settings) -> Reader:
-    """The reader *settings* ask for."""
+def for_settings(settings: Settings, fhir_limits: fhir_inbound.Limits) -> Reader:
+    """The reader *settings* ask for (*fhir_limits*: theirs, for the FHIR bodies)."""
     arguments = (settings.patient_system, settings.sr_max_inflated_bytes)
     if not settings.sr_read_process:
         return InProcess(*arguments)
-    return ReadProcess(*arguments, settings.log_level, settings.log_format)
+    return ReadProcess(*arguments, fhir_limits, settings.log_level, settings.log_format)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 
 from service.config import Settings
 from service.entrypoints.api.app import create_app
+from tests import fhir_factory
 from tests.api import readers
 from tests.fhir_validation import validate_bundle
 from tests.sr_factory import LesionSpec, make_sr, sr_bytes
@@ -17,6 +19,8 @@ from tests.sr_factory import LesionSpec, make_sr, sr_bytes
 pytestmark = pytest.mark.anyio
 
 DICOM = {"Content-Type": "application/dicom"}
+FHIR = {"Content-Type": "application/fhir+json"}
+SNOMED = "http://snomed.info/sct"
 
 
 def _sr(day: str, t1: float, t2: float, patient_id: str = "PAT-1") -> bytes:
@@ -229,3 +233,46 @@ async def test_srs_read_in_the_companion_process_answer_as_read_in_the_server(
     answers = await readers.with_each_reader(settings, tmp_path, send)
     assert [status for status, _ in answers[True]] == [200, 200, 400]
     assert answers[True] == answers[False]
+
+
+async def test_fhir_bodies_read_in_the_companion_process_answer_as_read_in_the_server(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """FHIR bodies of POST /assessments: a Bundle, its follow-up, an Observation naming
+    the stored Patient by id (left to the server, which resolves it with the resource
+    index) and a body that is not JSON answer the same with either reader."""
+
+    async def send(client: httpx.AsyncClient) -> readers.Answers:
+        found = []
+        for day, size in (("2024-01-05", 30.0), ("2024-03-05", 18.0)):
+            bundle = fhir_factory.measurement_bundle("RPF-1", day, [("T1", size)])
+            response = await client.post("/assessments", content=_json(bundle), headers=FHIR)
+            found.append((response.status_code, readers.without_times(response.json())))
+        patients = await client.get(
+            "/fhir/Patient", params={"identifier": f"{fhir_factory.PATIENT_SYSTEM}|RPF-1"}
+        )
+        patient_id = patients.json()["entry"][0]["resource"]["id"]
+        by_id = fhir_factory.observation(
+            "RPF-1", "2024-05-05", "#l", fhir_factory.coding(SNOMED, "103339001")
+        ) | {
+            **fhir_factory.long_axis(12.0),
+            "subject": {"reference": f"Patient/{patient_id}"},
+            "contained": [fhir_factory.body_structure("RPF-1", "T1") | {"id": "l"}],
+        }
+        for body in (_json(by_id), b"{not json"):
+            response = await client.post("/assessments", content=body, headers=FHIR)
+            found.append((response.status_code, readers.without_times(response.json())))
+        return found
+
+    answers = await readers.with_each_reader(settings, tmp_path, send)
+    assert [status for status, _ in answers[True]] == [200, 200, 200, 400]
+    assert answers[True] == answers[False]
+    overall = [
+        _observation(answer, "C96613")["valueCodeableConcept"]["coding"][0]["code"]
+        for _, answer in answers[True][1:3]
+    ]
+    assert overall == ["C18058", "C18058"]  # PR, the third on the stored history
+
+
+def _json(document: object) -> bytes:
+    return json.dumps(document).encode()

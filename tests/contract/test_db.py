@@ -21,7 +21,6 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from service.adapters.db import (
-    FhirRecord,
     StoredResult,
     create_engine,
     forget_decoded_documents,
@@ -30,6 +29,7 @@ from service.adapters.db import (
     open_store,
 )
 from service.adapters.db_schema import document, fhir_resource, lesion, measurement, metadata
+from service.adapters.fhir_record import FhirRecord
 from service.domain.errors import Conflict, IdentityConflict, NotFound
 from service.domain.model import (
     DEFAULT_PATIENT_SYSTEM,

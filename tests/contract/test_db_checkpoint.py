@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from service import services
-from service.adapters import checkpoint_codec, db
+from service.adapters import checkpoint_codec, content_digest, db
 from service.adapters.db_schema import patient as patient_table
 from service.domain.checkpoint import Checkpoint
 from service.domain.criteria import mrecist, recist11
@@ -128,7 +128,7 @@ def test_a_checkpoint_of_another_layout_or_criterion_is_not_read() -> None:
 
 
 def _ingest(engine: Engine, found: TimepointReport, criteria: Sequence[str]) -> Any:
-    inbound = [services.Inbound(found, services.digest(repr(found).encode()))]
+    inbound = [services.Inbound(found, content_digest.digest(repr(found).encode()))]
     with db.open_store(engine) as store:
         return services.assess_reports(
             store, inbound, criteria, AssessmentParameters(), "http://x", tenant="default"

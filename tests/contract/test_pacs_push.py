@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import Engine
 
 from service import services
-from service.adapters import db, pacs_push, sr_context, sr_reader
+from service.adapters import content_digest, db, pacs_push, sr_context, sr_reader
 from service.domain.model import DEFAULT_PATIENT_SYSTEM, AssessmentParameters, PatientIdentity
 from service.entrypoints.push_worker import Destination, PushWorker
 from tests.pacs_receivers import closed_port, cstore_receiver, stow_receiver, wait_for
@@ -113,7 +113,7 @@ def _ingest(engine: Engine, *, context: bool = True) -> list[services.Change]:
     """Store and assess the SR of RETRY-1 (with or without its DICOM context)."""
     report = sr_reader.read_sr(DATASET, patient_system=DEFAULT_PATIENT_SYSTEM)
     extracted = sr_context.extract(DATASET) if context else None
-    inbound = services.Inbound(report, services.digest(SR), dicom_context=extracted)
+    inbound = services.Inbound(report, content_digest.digest(SR), dicom_context=extracted)
     changed: list[services.Change] = []
     with db.open_store(engine) as store:
         services.assess_reports(

@@ -6,6 +6,7 @@ its own answer, and a reader that stopped or is late is refused, then started ag
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import threading
@@ -16,22 +17,34 @@ from typing import TypeVar
 
 import pytest
 
+from service.adapters import fhir_inbound, strict_json
 from service.config import Settings
 from service.domain.errors import DomainError, Unavailable
 from service.domain.model import DEFAULT_PATIENT_SYSTEM
 from service.entrypoints import dicom_status, read_process, sr_instance
+from tests.fhir_factory import (
+    body_structure,
+    coding,
+    long_axis,
+    measurement_bundle,
+    observation,
+)
 from tests.sr_factory import LesionSpec, make_sr, sr_bytes
 
 T = TypeVar("T")
+SNOMED = "http://snomed.info/sct"
 SAMPLES = Path(__file__).resolve().parent.parent / "data" / "sr"
 MAX_INFLATED = 1024 * 1024
+LIMITS = fhir_inbound.Limits(
+    bundle_bytes=200_000, resource_bytes=2_000, json=strict_json.JsonLimits(max_depth=12)
+)
 
 
 def _run(step: Callable[[read_process.ReadProcess], Awaitable[T]]) -> T:
     """*step* with a fresh reader process, closed afterwards."""
 
     async def run() -> T:
-        reader = read_process.ReadProcess("urn:example:mrn", MAX_INFLATED)
+        reader = read_process.ReadProcess("urn:example:mrn", MAX_INFLATED, LIMITS)
         try:
             return await step(reader)
         finally:
@@ -182,7 +195,8 @@ def test_close_ends_the_reader_process() -> None:
 
 def test_the_setting_chooses_where_srs_are_read() -> None:
     def reader(flag: bool) -> read_process.Reader:
-        return read_process.for_settings(Settings(_env_file=None, sr_read_process=flag))  # type: ignore[call-arg]
+        settings = Settings(_env_file=None, sr_read_process=flag)  # type: ignore[call-arg]
+        return read_process.for_settings(settings, LIMITS)
 
     assert isinstance(reader(True), read_process.ReadProcess)
     assert isinstance(reader(False), read_process.InProcess)
@@ -190,6 +204,71 @@ def test_the_setting_chooses_where_srs_are_read() -> None:
     body = _bodies()[0]
     in_process = asyncio.run(reader(False).read(body))
     assert in_process == read_process.read_dicom(body, DEFAULT_PATIENT_SYSTEM)
+    # FHIR bodies: the serving process reads them itself (with the resource index).
+    assert asyncio.run(reader(False).read_fhir(_json(_fhir_bodies()[0]))) is None
+
+
+def _json(document: object) -> bytes:
+    return json.dumps(document).encode()
+
+
+def _fhir_bodies() -> list[dict[str, object]]:
+    """A transaction Bundle, a collection, a lone Observation with its lesion contained."""
+    lone = observation("RP-F3", "2024-03-01", "#l", coding(SNOMED, "103339001"), **long_axis(32))
+    return [
+        measurement_bundle("RP-F1", "2024-01-05", [("T1", 30.0), ("T2", 12.5)]),
+        measurement_bundle("RP-F2", "2024-02-05", [("T1", 18.0)], bundle_type="collection"),
+        lone | {"contained": [body_structure("RP-F3", "T1") | {"id": "l"}]},
+    ]
+
+
+def _read_here(data: bytes) -> object:
+    """What the serving process reads of *data* (no stored Patient to resolve), or the
+    error it raises, as (type, message, expression)."""
+    try:
+        return fhir_inbound.read(
+            fhir_inbound.parse(data, LIMITS), "urn:example:mrn", lambda _: None
+        )
+    except DomainError as error:
+        return (type(error), str(error), error.expression)
+
+
+def test_the_reader_process_reads_fhir_bodies_as_the_serving_process() -> None:
+    """The reports, digest and index records of each FHIR body, or the error of a body
+    that is not JSON, too deep, too large, or not a usable resource, with its message."""
+    bodies = [_json(body) for body in _fhir_bodies()]
+    deep = b'{"resourceType": "Observation", "note": ' + b"[" * 20 + b"]" * 20 + b"}"
+    large = _json(_fhir_bodies()[2] | {"text": {"div": "x" * 3_000}})
+    bad = [b"{not json", deep, large, b"x" * 200_001, _json({"resourceType": "Patient"})]
+
+    async def step(reader: read_process.ReadProcess) -> list[object]:
+        found: list[object] = []
+        for body in [*bodies, *bad]:
+            try:
+                found.append(await reader.read_fhir(body))
+            except DomainError as error:
+                found.append((type(error), str(error), error.expression))
+        return found
+
+    expected = [_read_here(body) for body in [*bodies, *bad]]
+    assert all(isinstance(read, fhir_inbound.FhirRead) for read in expected[: len(bodies)])
+    assert all(isinstance(error, tuple) for error in expected[len(bodies) :])
+    assert len({error[0] for error in expected[len(bodies) :]}) >= 2  # type: ignore[index]
+    assert _run(step) == expected
+
+
+def test_a_fhir_body_naming_a_stored_patient_by_id_is_left_to_the_serving_process() -> None:
+    """Only the resource index resolves ``Patient/<id>``: the reader answers None."""
+    lone = observation("RP-F4", "2024-03-01", "#l", coding(SNOMED, "103339001"), **long_axis(32))
+    with_lesion = lone | {"contained": [body_structure("RP-F4", "T1") | {"id": "l"}]}
+    body = with_lesion | {"subject": {"reference": "Patient/some-stored-id"}}
+
+    async def step(reader: read_process.ReadProcess) -> tuple[object, object]:
+        return await reader.read_fhir(_json(body)), await reader.read_fhir(_json(with_lesion))
+
+    left, read = _run(step)
+    assert left is None
+    assert isinstance(read, fhir_inbound.FhirRead)  # the reader goes on
 
 
 def _large() -> bytes:
@@ -301,7 +380,7 @@ def test_a_thread_reads_through_the_loops_reader_until_the_loop_stops() -> None:
     loop = asyncio.new_event_loop()
     runner = threading.Thread(target=loop.run_forever, daemon=True)
     runner.start()
-    reader = read_process.ReadProcess("urn:example:mrn", MAX_INFLATED)
+    reader = read_process.ReadProcess("urn:example:mrn", MAX_INFLATED, LIMITS)
     read = read_process.blocking(reader, loop)
     good, garbage = _bodies()[0], b"DICM not a data set"
     try:

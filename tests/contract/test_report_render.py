@@ -16,7 +16,7 @@ from PIL import Image, ImageStat
 from sqlalchemy.engine import Engine
 
 from service import services
-from service.adapters import db, fhir_index, report_pdf, report_render
+from service.adapters import content_digest, db, fhir_index, report_pdf, report_render
 from service.adapters.db_schema import DEFAULT_TENANT
 from service.adapters.report_render import PatientView
 from service.domain.model import AssessmentParameters, PatientIdentity
@@ -34,7 +34,7 @@ def engine(database_url: str) -> Iterator[Engine]:
     with db.open_store(engine) as store:
         for day, sizes in (("2024-01-05", (60, 40)), ("2024-03-08", (42, 28))):
             stored = report(day, *tp(day, *sizes).lesions, patient=PATIENT)
-            store.add_report(stored, services.digest(day.encode()))
+            store.add_report(stored, content_digest.digest(day.encode()))
     yield engine
     engine.dispose()
 

@@ -7,7 +7,8 @@ from datetime import UTC, date, datetime
 from typing import Any, cast
 
 from service import services
-from service.adapters.db import FhirRecord, Store, StoredHistory, StoredResult
+from service.adapters.db import Store, StoredHistory, StoredResult
+from service.adapters.fhir_record import FhirRecord
 from service.domain.criteria import mrecist, recist11
 from service.domain.model import (
     DEFAULT_PATIENT_SYSTEM,

@@ -37,7 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = db.create_engine(settings.database_url, settings.database_lock_timeout)
         db.migrate(engine)
         app.state.engine = engine
-        app.state.sr_reader = read_process.for_settings(settings)
+        app.state.sr_reader = read_process.for_settings(settings, fhir.fhir_limits(settings))
         writer = app.state.writer = Writer(engine)
         pusher = app.state.push_worker = push_worker.from_settings(settings, engine)
         if pusher is not None:

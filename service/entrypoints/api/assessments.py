@@ -97,7 +97,7 @@ async def _read_multipart(
 async def _read_fhir(
     data: bytes, request: Request, settings: Settings, tenant: str
 ) -> list[services.Inbound]:
-    return fhir.read_assessment_body(data, request, settings, tenant)
+    return await fhir.read_assessment_body(data, request, settings, tenant)
 
 
 # Media type of the request body -> the reader turning it into reports (of the tenant:

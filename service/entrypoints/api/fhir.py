@@ -17,7 +17,6 @@ Handlers are ``async`` and do their work inline (performance.md 3.3).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from email.utils import format_datetime
 from typing import Annotated, Any, Final
@@ -28,15 +27,14 @@ from fastapi.responses import Response
 from sqlalchemy import Engine
 
 from service import __version__, services
-from service.adapters import audit, fhir_index, fhir_reader, fhir_writer, strict_json
-from service.adapters.db import FhirRecord, Store, StoredResource, open_store
+from service.adapters import audit, fhir_inbound, fhir_index, fhir_reader, fhir_writer, strict_json
+from service.adapters.db import Store, StoredResource, open_store
 from service.adapters.writer import Writer
 from service.config import Settings
 from service.domain.errors import (
     DomainError,
     InvalidInput,
     NotFound,
-    TooLarge,
     UnsupportedInput,
 )
 from service.domain.model import AssessmentParameters, PatientIdentity
@@ -65,7 +63,6 @@ READABLE: Final = ("DiagnosticReport", "Observation", "BodyStructure", "Patient"
 _JSON_TYPES: Final = frozenset({"application/fhir+json", "application/json"})
 _FORMATS: Final = _JSON_TYPES | {"json"}
 _ANY: Final = frozenset({"*/*", "application/*"})
-_NO_PATIENT: Final = PatientIdentity("", "")
 
 Resource = dict[str, Any]
 
@@ -136,22 +133,16 @@ def json_limits(settings: Settings) -> strict_json.JsonLimits:
     )
 
 
+def fhir_limits(settings: Settings) -> fhir_inbound.Limits:
+    """The caps on a FHIR body of *settings* (reliability.md section 5)."""
+    return fhir_inbound.Limits(
+        settings.fhir_max_bundle_bytes, settings.fhir_max_resource_bytes, json_limits(settings)
+    )
+
+
 def parse_fhir(data: bytes, settings: Settings, limit: int | None = None) -> Any:
-    """Strict JSON within the size limits of *settings* (reliability.md section 5): the
-    body at most *limit* (default the Bundle limit), a resource other than a Bundle at
-    most the resource limit."""
-    limit = settings.fhir_max_bundle_bytes if limit is None else limit
-    if len(data) > limit:
-        raise TooLarge(f"the body is over {limit} bytes")
-    document = strict_json.loads(data, json_limits(settings))
-    resource_limit = settings.fhir_max_resource_bytes
-    if (
-        isinstance(document, dict)
-        and document.get("resourceType") != "Bundle"
-        and len(data) > resource_limit
-    ):
-        raise TooLarge(f"a resource over {resource_limit} bytes")
-    return document
+    """:func:`.fhir_inbound.parse` within the limits of *settings*."""
+    return fhir_inbound.parse(data, fhir_limits(settings), limit)
 
 
 async def _body(request: Request, settings: Settings, limit: int) -> Any:
@@ -169,49 +160,6 @@ async def _posted(request: Request, settings: Settings, limit: int, kind: str, r
 
 
 # -- reading input into reports ------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Received:
-    """The input's resources under their server ids, ready for the index."""
-
-    records: tuple[FhirRecord | None, ...]  # None: a Patient, answered by its index entry
-    locations: tuple[str, ...]  # "Type/id" per input resource
-
-
-def _assign_ids(read: fhir_reader.FhirInput, document: Resource) -> _Received:
-    """Server ids for the input resources (stable: the same content gets the same id),
-    references between them rewritten (FHIR http.html, transaction processing)."""
-    entries = document.get("entry", []) if document.get("resourceType") == "Bundle" else [{}]
-    ids: list[str] = []
-    rewrite: dict[str, str] = {}
-    for resource, subject, entry in zip(read.resources, read.subjects, entries, strict=True):
-        kind = resource["resourceType"]
-        if kind == "Patient" and subject is not None:
-            new_id = fhir_writer.resource_id(subject, "patient")
-        else:
-            identifiers = resource.get("identifier")
-            first = identifiers[0] if isinstance(identifiers, list) and identifiers else None
-            key = fhir_reader.identifier_text(first) or services.digest(
-                fhir_reader.canonical(resource)
-            )
-            new_id = fhir_writer.resource_id(subject or _NO_PATIENT, "received", kind, key)
-        ids.append(new_id)
-        for old in (entry.get("fullUrl"), f"{kind}/{resource.get('id')}"):
-            if isinstance(old, str):
-                rewrite[old] = f"{kind}/{new_id}"
-    references = fhir_index.References(rewrite)
-    records: list[FhirRecord | None] = []
-    for resource, subject, new_id in zip(read.resources, read.subjects, ids, strict=True):
-        if resource["resourceType"] == "Patient":
-            records.append(None)
-            continue
-        records.append(fhir_index.record({**resource, "id": new_id}, subject, references))
-    locations = tuple(
-        f"{resource['resourceType']}/{new_id}"
-        for resource, new_id in zip(read.resources, ids, strict=True)
-    )
-    return _Received(tuple(records), locations)
 
 
 def _stored_patient(store: Store, patient_id: str, tenant: str) -> PatientIdentity | None:
@@ -234,29 +182,31 @@ def patient_resolver(engine: Engine, tenant: str) -> fhir_reader.PatientResolver
     return resolve
 
 
-def _read(
-    document: Any, settings: Settings, resolve_patient: fhir_reader.PatientResolver
-) -> tuple[list[services.Inbound], _Received]:
-    digest = services.digest(fhir_reader.canonical(document)) if isinstance(document, dict) else ""
-    read = fhir_reader.read_fhir(
-        document,
-        digest=digest,
-        patient_system=settings.patient_system,
-        resolve_patient=resolve_patient,
-    )
-    received = _assign_ids(read, document)
-    records = tuple(record for record in received.records if record is not None)
-    inbound = [
-        services.Inbound(report, digest, received=records if index == 0 else ())
+def inbound(read: fhir_inbound.FhirRead) -> list[services.Inbound]:
+    """The reports of *read* to store, the input's resources indexed with the first."""
+    records = tuple(record for record in read.received.records if record is not None)
+    return [
+        services.Inbound(report, read.digest, received=records if index == 0 else ())
         for index, report in enumerate(read.reports)
     ]
-    return inbound, received
 
 
-def read_assessment_body(
+def _read(
+    document: Any, settings: Settings, resolve_patient: fhir_reader.PatientResolver
+) -> tuple[list[services.Inbound], fhir_inbound.Received]:
+    read = fhir_inbound.read(document, settings.patient_system, resolve_patient)
+    return inbound(read), read.received
+
+
+async def read_assessment_body(
     data: bytes, request: Request, settings: Settings, tenant: str
 ) -> list[services.Inbound]:
-    """``POST /assessments`` with ``application/fhir+json``: an Observation or a Bundle."""
+    """``POST /assessments`` with ``application/fhir+json``: an Observation or a Bundle,
+    read by the app's reader (:mod:`..read_process`) or, when it names a stored Patient by
+    id (or the reader is this process), here with the resource index."""
+    read = await request.app.state.sr_reader.read_fhir(data)
+    if read is not None:
+        return inbound(read)
     return read_inbound(data, settings, patient_resolver(request.app.state.engine, tenant))
 
 
@@ -579,7 +529,7 @@ def _conditional_match(store: Store, criteria: str, tenant: str) -> StoredResour
 async def _store_input(
     writer: Writer,
     inbound: list[services.Inbound],
-    received: _Received,
+    received: fhir_inbound.Received,
     request: Request,
     tenant: str,
     tally: services.Tally,
