@@ -10,16 +10,16 @@ README "Performance"): 188-202 SRs a second against 174-176, the serving process
 5.3-5.4 -> 3.9-4.3 ms a request, both processes' 5.7-6.2 ms. A FHIR body of ``POST
 /assessments`` (strict JSON, the canonical digest, the reports and the index records:
 ~0.9 ms of a 10-Observation Bundle's ~3.8 in process) is read there too, unless it
-names a Patient by an id only the resource index knows: the serving process reads that
-one itself. Each body goes to the reader's stdin and its answer comes back on its
-stdout, each framed by its length; the answer, what was read or the exception the read
-raised, is pickled (:mod:`.model_pickle`: ~0.08 ms to load a 10-lesion report),
-between the server and the reader it started only. The event loop writes and reads the pipes without
-blocking, and writes each body as it comes, without waiting for the answers to those
-before it: the reader reads them in order and answers in that order, so it need not
-wait for the serving process between two bodies (one at a time, each exchange took
-~2.4 ms for ~1.4 ms of reading, and the requests waited ~4.4 ms for their turn at 8
-connections).
+names a Patient by an id only the resource index knows, or is over
+:data:`FHIR_READ_MAX_BYTES`: the serving process reads those itself. Each body goes to
+the reader's stdin and its answer comes back on its stdout, each framed by its length;
+the answer, what was read or the exception the read raised, is pickled
+(:mod:`.model_pickle`: ~0.08 ms to load a 10-lesion report), between the server and the
+reader it started only. The event loop writes and reads the pipes without blocking,
+and writes each body as it comes, without waiting for the answers to those before it:
+the reader reads them in order and answers in that order, so it need not wait for the
+serving process between two bodies (one at a time, each exchange took ~2.4 ms for ~1.4
+ms of reading, and the requests waited ~4.4 ms for their turn at 8 connections).
 
 A reader that stops, or leaves a body unanswered :data:`TIMEOUT_SECONDS` after it was
 sent, is killed and the reads it still owes refused with
@@ -50,6 +50,11 @@ from service.entrypoints import dicom_status, sr_instance, sr_reader_process
 from service.entrypoints.sr_reader_process import FHIR, INSTANCE, LENGTH, request
 
 TIMEOUT_SECONDS: Final = 30.0  # far above the read limits' worst case (reliability.md 5)
+# A larger FHIR body is read in the serving process: its parse holds ~5 x its size, and
+# read here its records would be held in both processes (the reader's read, the server's
+# load of the answer): a 999-entry Bundle (670 KB) added 9.8 MB to the server's peak
+# and 8.3 MB to the reader's, against 9.8 MB read in the server alone (bench.memory).
+FHIR_READ_MAX_BYTES: Final = 256 * 1024
 
 
 def read_dicom(
@@ -143,9 +148,12 @@ class ReadProcess:
         return dicom_status.instance(data, checked)
 
     async def read_fhir(self, data: bytes) -> fhir_inbound.FhirRead | None:
-        """The read of the FHIR body *data* (None: one the serving process reads); raises
-        what :func:`.fhir_inbound.parse` and :func:`.fhir_inbound.read` raise, or
+        """The read of the FHIR body *data* (None: one the serving process reads, over
+        :data:`FHIR_READ_MAX_BYTES` or naming a stored Patient by id); raises what
+        :func:`.fhir_inbound.parse` and :func:`.fhir_inbound.read` raise, or
         :class:`Unavailable` when the reader stopped or did not answer in time."""
+        if len(data) > FHIR_READ_MAX_BYTES:
+            return None
         found: fhir_inbound.FhirRead | None = await self._ask(request(data, FHIR), data)
         return found
 

@@ -271,6 +271,23 @@ def test_a_fhir_body_naming_a_stored_patient_by_id_is_left_to_the_serving_proces
     assert isinstance(read, fhir_inbound.FhirRead)  # the reader goes on
 
 
+def test_a_large_fhir_body_is_left_to_the_serving_process() -> None:
+    """Over FHIR_READ_MAX_BYTES, a body is read in the serving process only (its parse
+    and records would otherwise be held in both processes)."""
+    lesions = [(f"T{n}", 10.0 + n) for n in range(200)]
+    large = _json(measurement_bundle("RP-F5", "2024-01-05", lesions))
+    assert len(large) > read_process.FHIR_READ_MAX_BYTES
+    small = _json(measurement_bundle("RP-F5", "2024-01-05", lesions[:60]))
+    assert len(small) <= read_process.FHIR_READ_MAX_BYTES
+
+    async def step(reader: read_process.ReadProcess) -> tuple[object, object]:
+        return await reader.read_fhir(large), await reader.read_fhir(small)
+
+    left, read = _run(step)
+    assert left is None
+    assert read == _read_here(small)
+
+
 def _large() -> bytes:
     """A 200-lesion SR: long enough to read that a request can stop waiting meanwhile."""
     lesions = [LesionSpec(f"T{n}", 10.0 + n, role="target") for n in range(200)]
