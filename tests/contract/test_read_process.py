@@ -316,39 +316,47 @@ def test_a_read_cancelled_midway_leaves_no_answer_for_the_next() -> None:
 
 
 def test_concurrent_reads_each_get_the_answer_to_their_own_body() -> None:
-    """Bodies sent without waiting for the answers before them (a large one among small
-    ones, errors, STOW instances with their study), each request answered with the read
-    of its own body."""
-    bodies = [*_bodies(), _large(), b"DICM not a data set", *_bodies()]
+    """Bodies sent without waiting for the answers before them (a large SR among small
+    ones, errors, STOW instances, FHIR bodies), each request answered with the read of
+    its own body."""
+    srs = [*_bodies(), _large(), b"DICM not a data set", *_bodies()]
+    fhir = [*(_json(body) for body in _fhir_bodies()), b"{not json"]
+    kinds = ["sr", "sr", "instance"] * 3
+    cases = [*zip(kinds, srs, strict=False), *(("fhir", body) for body in fhir)]
+    cases = [cases[i] for i in (0, 8, 1, 9, 2, 3, 10, 4, 5, 11, 6, 7)]  # interleaved
 
-    async def one(reader: read_process.ReadProcess, index: int, body: bytes) -> object:
+    async def one(reader: read_process.ReadProcess, kind: str, body: bytes) -> object:
         try:
-            if index % 3 == 2:
+            if kind == "instance":
                 return await reader.read_instance(body, None)
+            if kind == "fhir":
+                return await reader.read_fhir(body)
             return await reader.read(body)
         except sr_instance.InstanceRefused as refused:
             return _refusal(refused)
         except DomainError as error:
-            return (type(error), str(error))
+            return (type(error), str(error), error.expression)
 
     async def step(reader: read_process.ReadProcess) -> tuple[list[object], int | None]:
-        found = await asyncio.gather(*(one(reader, i, body) for i, body in enumerate(bodies)))
+        found = await asyncio.gather(*(one(reader, kind, body) for kind, body in cases))
         return list(found), reader.pid
 
-    def expected(index: int, body: bytes) -> object:
+    def expected(kind: str, body: bytes) -> object:
         try:
-            if index % 3 == 2:
+            if kind == "instance":
                 return dicom_status.read_instance(
                     body, patient_system="urn:example:mrn", max_inflated_bytes=MAX_INFLATED
                 )
+            if kind == "fhir":
+                return _read_here(body)
             return read_process.read_dicom(body, "urn:example:mrn", MAX_INFLATED)
         except sr_instance.InstanceRefused as refused:
             return _refusal(refused)
         except DomainError as error:
-            return (type(error), str(error))
+            return (type(error), str(error), error.expression)
 
-    wanted = [expected(i, body) for i, body in enumerate(bodies)]
-    assert len({repr(answer) for answer in wanted}) >= 5  # a mix-up would show
+    wanted = [expected(kind, body) for kind, body in cases]
+    assert len({repr(answer) for answer in wanted}) >= 8  # a mix-up would show
     found, pid = _run(step)
     assert found == wanted
     assert pid is not None
