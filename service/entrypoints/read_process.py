@@ -167,7 +167,7 @@ class ReadProcess:
                 found = await answer
         except (OSError, EOFError, TimeoutError) as exc:
             self._stop(channel, exc)  # stopped, or late: the bodies after this one too
-            raise Unavailable("the SR reader process stopped; try again") from exc
+            raise Unavailable("the reader process stopped; try again") from exc
         finally:
             answer.cancel()  # a request that stops waiting: its answer, when it comes, is dropped
         kind, value = pickle.loads(found)  # nosec B301

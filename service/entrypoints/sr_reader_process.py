@@ -49,7 +49,9 @@ def _unresolved(patient_id: str) -> PatientIdentity | None:
     raise _StoredPatient(patient_id)
 
 
-def read_fhir(data: bytes, patient_system: str, limits: fhir_inbound.Limits) -> Any:
+def read_fhir(
+    data: bytes, patient_system: str, limits: fhir_inbound.Limits
+) -> fhir_inbound.FhirRead | None:
     """The :class:`~service.adapters.fhir_inbound.FhirRead` of *data*, or None when it
     names a Patient by an id only the resource index resolves."""
     try:

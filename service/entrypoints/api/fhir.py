@@ -182,7 +182,7 @@ def patient_resolver(engine: Engine, tenant: str) -> fhir_reader.PatientResolver
     return resolve
 
 
-def inbound(read: fhir_inbound.FhirRead) -> list[services.Inbound]:
+def _inbound_of(read: fhir_inbound.FhirRead) -> list[services.Inbound]:
     """The reports of *read* to store, the input's resources indexed with the first."""
     records = tuple(record for record in read.received.records if record is not None)
     return [
@@ -195,7 +195,7 @@ def _read(
     document: Any, settings: Settings, resolve_patient: fhir_reader.PatientResolver
 ) -> tuple[list[services.Inbound], fhir_inbound.Received]:
     read = fhir_inbound.read(document, settings.patient_system, resolve_patient)
-    return inbound(read), read.received
+    return _inbound_of(read), read.received
 
 
 async def read_assessment_body(
@@ -206,7 +206,7 @@ async def read_assessment_body(
     id (or the reader is this process), here with the resource index."""
     read = await request.app.state.sr_reader.read_fhir(data)
     if read is not None:
-        return inbound(read)
+        return _inbound_of(read)
     return read_inbound(data, settings, patient_resolver(request.app.state.engine, tenant))
 
 
