@@ -207,11 +207,14 @@ _INSERT_RESULT = _insert_or_nothing(schema.timepoint_result, schema.timepoint_re
 _UPDATE_RESULT = Prepared(
     sa.update(schema.timepoint_result).where(schema.timepoint_result.c.id == sa.bindparam("row_id"))
 )
+# One resource type a statement: with the types in a second IN list, SQLite probed the
+# unique index for every type and id pair (4 x 22 for an SR's timepoint, each a random
+# page of a large index) where one type's ids are 22 probes (issue 7, database size).
 _LOCK_RESOURCES = Prepared(
     sa.select(schema.fhir_resource)
     .where(
         schema.fhir_resource.c.tenant == sa.bindparam("tenant"),
-        schema.fhir_resource.c.resource_type.in_(sa.bindparam("types", expanding=True)),
+        schema.fhir_resource.c.resource_type == sa.bindparam("type"),
         schema.fhir_resource.c.resource_id.in_(sa.bindparam("ids", expanding=True)),
     )
     .order_by(schema.fhir_resource.c.id)
@@ -806,18 +809,15 @@ class Store:
         self, keys: Sequence[tuple[str, str]], tenant: str
     ) -> dict[tuple[str, str], AnyRow]:
         """The stored rows of *keys* (resource type, id), locked for update."""
-        if not keys:
-            return {}
-        wanted = set(keys)
-        rows = _LOCK_RESOURCES.rows(
-            self._connection,
-            {
-                "tenant": tenant,
-                "types": list({resource_type for resource_type, _ in wanted}),
-                "ids": list({resource_id for _, resource_id in wanted}),
-            },
-        )
-        return {key: row for row in rows if (key := (row.resource_type, row.resource_id)) in wanted}
+        ids_by_type: dict[str, list[str]] = {}
+        for resource_type, resource_id in dict.fromkeys(keys):
+            ids_by_type.setdefault(resource_type, []).append(resource_id)
+        found: dict[tuple[str, str], AnyRow] = {}
+        for resource_type, ids in sorted(ids_by_type.items()):  # one locking order
+            params = {"tenant": tenant, "type": resource_type, "ids": ids}
+            for row in _LOCK_RESOURCES.rows(self._connection, params):
+                found[row.resource_type, row.resource_id] = row
+        return found
 
     def _insert_resources(
         self, records: Sequence[tuple[FhirRecord, int | None]], tenant: str

@@ -521,6 +521,36 @@ def test_put_resources_batches_with_the_semantics_of_put_resource(db: Engine) ->
         assert len(store.search_resources("Observation", patient=PATIENT)) == 5
 
 
+def test_put_resources_matches_stored_rows_by_type_and_id(db: Engine) -> None:
+    """A batch of several types, one id under two of them: each record meets the row of
+    its own type (looked up one type at a time)."""
+
+    def record(resource_type: str, resource_id: str, body: bytes) -> FhirRecord:
+        return FhirRecord(resource_type, resource_id, body, PATIENT, None, None)
+
+    with open_store(db) as store:
+        store.put_resource(record("Observation", "x", b'{"o":1}'))
+        store.put_resource(record("BodyStructure", "y", b'{"b":1}'))
+    with open_store(db) as store:
+        batch = store.put_resources(
+            [
+                (record("BodyStructure", "x", b'{"b":2}'), None),  # new: x is an Observation
+                (record("Observation", "x", b'{"o":1}'), None),  # unchanged
+                (record("BodyStructure", "y", b'{"b":3}'), None),  # changed
+                (record("DiagnosticReport", "y", b"{}"), 5),  # new, pinned
+            ]
+        )
+    assert [(r.resource_type, r.version, r.changed) for r in batch] == [
+        ("BodyStructure", 1, True),
+        ("Observation", 1, False),
+        ("BodyStructure", 2, True),
+        ("DiagnosticReport", 5, True),
+    ]
+    with open_store(db) as store:
+        assert store.resource("BodyStructure", "x").body == b'{"b":2}'
+        assert store.resource("Observation", "x").body == b'{"o":1}'
+
+
 def test_concurrent_batches_of_the_same_new_resources_store_each_once(db: Engine) -> None:
     records = [(_record(f"c{n}", b'{"n":1}'), None) for n in range(5)]
     barrier = threading.Barrier(6)
