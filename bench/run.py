@@ -207,13 +207,13 @@ def ratios(found: dict[str, Any]) -> list[Ratio]:
         Ratio("SR p99 / p50 at half saturation", half["p99_ms"] / half["p50_ms"], "<=", 4),
         Ratio("SR 200 lesions / 10 lesions (CPU)", local["lesion_growth"]["ratio"], "<=", 25),
         Ratio(
-            "50th / 10th timepoint (CPU medians, history read before)",
+            "50th / 10th timepoint (CPU, median of each patient's, history read before)",
             local["history_growth"]["warm"]["ratio"],
             "<=",
             1.25,
         ),
         Ratio(
-            "50th / 10th timepoint (CPU medians, first read)",
+            "50th / 10th timepoint (CPU, median of each patient's, first read)",
             local["history_growth"]["cold"]["ratio"],
             "<=",
             1.25,
