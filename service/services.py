@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from service.adapters import fhir_index, fhir_writer, report_render, sr_writer
+from service.adapters import fhir_index, fhir_writer, report_render
 from service.adapters.bounded_cache import BoundedCache
 from service.adapters.content_digest import digest
 from service.adapters.db import Store
@@ -183,6 +183,10 @@ def assessment_sr(
 ) -> bytes:
     """The assessment of *patient*'s stored history at *day* as a DICOM SR; raises
     :class:`UnsupportedInput` when the timepoint has no DICOM context (FHIR only)."""
+    # highdicom (~20 MB, ~0.2 s) is imported at the first SR written, not with the
+    # service (issue 7, worker RSS).
+    from service.adapters import sr_writer
+
     history, _advice, assessments = _assess(store, patient, criteria, params, setting, tenant)
     return sr_writer.write_sr(
         history,

@@ -20,7 +20,7 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
 
 from service import services
-from service.adapters import report_pdf, report_render
+from service.adapters import report_render
 from service.adapters.db import open_store
 from service.adapters.report_render import PatientView
 from service.domain.errors import NotFound
@@ -108,6 +108,10 @@ async def report_document(
     """The report of one timepoint as PDF (its stable URL)."""
 
     def render() -> Response:
+        # fpdf (~25 MB, ~0.3 s) is imported at the first PDF, not with the service
+        # (issue 7, worker RSS).
+        from service.adapters import report_pdf
+
         view = _view(engine, patient_id, query, tenant)
         pdf = report_pdf.report_pdf(view, _timepoint(view, day))
         return Response(pdf, media_type=report_render.PDF)
