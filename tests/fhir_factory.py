@@ -8,6 +8,7 @@ lesion is the same one in SR and FHIR input), an IG-style long-axis Observation 
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -20,6 +21,11 @@ UCUM = "http://unitsofmeasure.org"
 PATIENT_SYSTEM = "urn:tumour-response:patient-id"
 
 Resource = dict[str, Any]
+
+
+def encoded(document: object) -> bytes:
+    """*document* as the JSON bytes of a request body."""
+    return json.dumps(document).encode()
 
 
 def coding(system: str, code: str, display: str = "") -> Resource:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,6 @@ pytestmark = pytest.mark.anyio
 
 DICOM = {"Content-Type": "application/dicom"}
 FHIR = {"Content-Type": "application/fhir+json"}
-SNOMED = "http://snomed.info/sct"
 
 
 def _sr(day: str, t1: float, t2: float, patient_id: str = "PAT-1") -> bytes:
@@ -246,20 +244,22 @@ async def test_fhir_bodies_read_in_the_companion_process_answer_as_read_in_the_s
         found = []
         for day, size in (("2024-01-05", 30.0), ("2024-03-05", 18.0)):
             bundle = fhir_factory.measurement_bundle("RPF-1", day, [("T1", size)])
-            response = await client.post("/assessments", content=_json(bundle), headers=FHIR)
+            response = await client.post(
+                "/assessments", content=fhir_factory.encoded(bundle), headers=FHIR
+            )
             found.append((response.status_code, readers.without_times(response.json())))
         patients = await client.get(
             "/fhir/Patient", params={"identifier": f"{fhir_factory.PATIENT_SYSTEM}|RPF-1"}
         )
         patient_id = patients.json()["entry"][0]["resource"]["id"]
         by_id = fhir_factory.observation(
-            "RPF-1", "2024-05-05", "#l", fhir_factory.coding(SNOMED, "103339001")
+            "RPF-1", "2024-05-05", "#l", fhir_factory.coding(fhir_factory.SNOMED, "103339001")
         ) | {
             **fhir_factory.long_axis(12.0),
             "subject": {"reference": f"Patient/{patient_id}"},
             "contained": [fhir_factory.body_structure("RPF-1", "T1") | {"id": "l"}],
         }
-        for body in (_json(by_id), b"{not json"):
+        for body in (fhir_factory.encoded(by_id), b"{not json"):
             response = await client.post("/assessments", content=body, headers=FHIR)
             found.append((response.status_code, readers.without_times(response.json())))
         return found
@@ -272,7 +272,3 @@ async def test_fhir_bodies_read_in_the_companion_process_answer_as_read_in_the_s
         for _, answer in answers[True][1:3]
     ]
     assert overall == ["C18058", "C18058"]  # PR, the third on the stored history
-
-
-def _json(document: object) -> bytes:
-    return json.dumps(document).encode()

@@ -6,7 +6,6 @@ its own answer, and a reader that stopped or is late is refused, then started ag
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import threading
@@ -23,8 +22,10 @@ from service.domain.errors import DomainError, Unavailable
 from service.domain.model import DEFAULT_PATIENT_SYSTEM
 from service.entrypoints import dicom_status, read_process, sr_instance
 from tests.fhir_factory import (
+    SNOMED,
     body_structure,
     coding,
+    encoded,
     long_axis,
     measurement_bundle,
     observation,
@@ -32,7 +33,6 @@ from tests.fhir_factory import (
 from tests.sr_factory import LesionSpec, make_sr, sr_bytes
 
 T = TypeVar("T")
-SNOMED = "http://snomed.info/sct"
 SAMPLES = Path(__file__).resolve().parent.parent / "data" / "sr"
 MAX_INFLATED = 1024 * 1024
 LIMITS = fhir_inbound.Limits(
@@ -205,11 +205,7 @@ def test_the_setting_chooses_where_srs_are_read() -> None:
     in_process = asyncio.run(reader(False).read(body))
     assert in_process == read_process.read_dicom(body, DEFAULT_PATIENT_SYSTEM)
     # FHIR bodies: the serving process reads them itself (with the resource index).
-    assert asyncio.run(reader(False).read_fhir(_json(_fhir_bodies()[0]))) is None
-
-
-def _json(document: object) -> bytes:
-    return json.dumps(document).encode()
+    assert asyncio.run(reader(False).read_fhir(encoded(_fhir_bodies()[0]))) is None
 
 
 def _fhir_bodies() -> list[dict[str, object]]:
@@ -236,10 +232,10 @@ def _read_here(data: bytes) -> object:
 def test_the_reader_process_reads_fhir_bodies_as_the_serving_process() -> None:
     """The reports, digest and index records of each FHIR body, or the error of a body
     that is not JSON, too deep, too large, or not a usable resource, with its message."""
-    bodies = [_json(body) for body in _fhir_bodies()]
+    bodies = [encoded(body) for body in _fhir_bodies()]
     deep = b'{"resourceType": "Observation", "note": ' + b"[" * 20 + b"]" * 20 + b"}"
-    large = _json(_fhir_bodies()[2] | {"text": {"div": "x" * 3_000}})
-    bad = [b"{not json", deep, large, b"x" * 200_001, _json({"resourceType": "Patient"})]
+    large = encoded(_fhir_bodies()[2] | {"text": {"div": "x" * 3_000}})
+    bad = [b"{not json", deep, large, b"x" * 200_001, encoded({"resourceType": "Patient"})]
 
     async def step(reader: read_process.ReadProcess) -> list[object]:
         found: list[object] = []
@@ -264,7 +260,7 @@ def test_a_fhir_body_naming_a_stored_patient_by_id_is_left_to_the_serving_proces
     body = with_lesion | {"subject": {"reference": "Patient/some-stored-id"}}
 
     async def step(reader: read_process.ReadProcess) -> tuple[object, object]:
-        return await reader.read_fhir(_json(body)), await reader.read_fhir(_json(with_lesion))
+        return await reader.read_fhir(encoded(body)), await reader.read_fhir(encoded(with_lesion))
 
     left, read = _run(step)
     assert left is None
@@ -275,9 +271,9 @@ def test_a_large_fhir_body_is_left_to_the_serving_process() -> None:
     """Over FHIR_READ_MAX_BYTES, a body is read in the serving process only (its parse
     and records would otherwise be held in both processes)."""
     lesions = [(f"T{n}", 10.0 + n) for n in range(200)]
-    large = _json(measurement_bundle("RP-F5", "2024-01-05", lesions))
+    large = encoded(measurement_bundle("RP-F5", "2024-01-05", lesions))
     assert len(large) > read_process.FHIR_READ_MAX_BYTES
-    small = _json(measurement_bundle("RP-F5", "2024-01-05", lesions[:60]))
+    small = encoded(measurement_bundle("RP-F5", "2024-01-05", lesions[:60]))
     assert len(small) <= read_process.FHIR_READ_MAX_BYTES
 
     async def step(reader: read_process.ReadProcess) -> tuple[object, object]:
@@ -320,7 +316,7 @@ def test_concurrent_reads_each_get_the_answer_to_their_own_body() -> None:
     ones, errors, STOW instances, FHIR bodies), each request answered with the read of
     its own body."""
     srs = [*_bodies(), _large(), b"DICM not a data set", *_bodies()]
-    fhir = [*(_json(body) for body in _fhir_bodies()), b"{not json"]
+    fhir = [*(encoded(body) for body in _fhir_bodies()), b"{not json"]
     kinds = ["sr", "sr", "instance"] * 3
     cases = [*zip(kinds, srs, strict=False), *(("fhir", body) for body in fhir)]
     cases = [cases[i] for i in (0, 8, 1, 9, 2, 3, 10, 4, 5, 11, 6, 7)]  # interleaved
