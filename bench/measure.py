@@ -104,6 +104,66 @@ def measure(pid: int, load: wrk.Load, cursor: Cursor, protocol: Protocol) -> Fig
     return summarise(runs, pid, cursor)
 
 
+@dataclass(frozen=True)
+class Target:
+    """A server, what it is sent, and where its bodies stand."""
+
+    pid: int
+    load: wrk.Load
+    cursor: Cursor
+
+
+@dataclass
+class Paired:
+    """Two targets measured round by round (:func:`paired`): each one's figures, and
+    each round's ratio of their throughputs, first / second."""
+
+    first: Figures
+    second: Figures
+    round_ratios: list[float]
+
+    @property
+    def ratio(self) -> float:
+        return float(statistics.median(self.round_ratios))
+
+
+def round_order(rounds: int) -> list[tuple[int, int]]:
+    """Which target runs first in each round (0 the first, 1 the second): in turn, so
+    that a machine speeding up or slowing down through a round favours neither."""
+    return [(0, 1) if index % 2 == 0 else (1, 0) for index in range(rounds)]
+
+
+def paired(first: Target, second: Target, protocol: Protocol) -> Paired:
+    """Both targets warmed up, then ``protocol.runs`` rounds of one closed-loop run of
+    each, back to back: a round's two runs see the same moment of a shared machine
+    whose speed drifts by up to a third within minutes (README "Performance"), where
+    runs of one target then of the other, a minute or more apart, did not."""
+    targets = (first, second)
+    for target in targets:
+        load_run(
+            target.pid, target.load, target.cursor, protocol.warmup_s, protocol.connections, 0.0
+        )
+    runs: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])
+    for order in round_order(protocol.runs):
+        for side in order:
+            target = targets[side]
+            runs[side].append(
+                load_run(
+                    target.pid,
+                    target.load,
+                    target.cursor,
+                    protocol.run_s,
+                    protocol.connections,
+                    0.0,
+                )
+            )
+    return Paired(
+        summarise(runs[0], first.pid, first.cursor),
+        summarise(runs[1], second.pid, second.cursor),
+        [ours["rps"] / theirs["rps"] for ours, theirs in zip(*runs, strict=True) if theirs["rps"]],
+    )
+
+
 def summarise(runs: list[dict[str, Any]], pid: int, cursor: Cursor) -> Figures:
     def median(key: str) -> float:
         return float(statistics.median(run[key] for run in runs))

@@ -1,11 +1,15 @@
 """Orthanc's plain STOW-RS store of the same SRs: the peer the service is compared to.
 
 Orthanc 1.10 binds every interface, so it runs in a private network namespace
-(``unshare -rn``) where only its own loopback exists; wrk runs in the same namespace.
-:func:`measure_in_namespace` re-runs this module as ``python -m bench.orthanc`` there
-and reads back the figures it writes as JSON. Index and storage are SQLite and files
-in a temporary directory (Orthanc's defaults otherwise). The SRs are distinct STOW-RS
-bodies (:class:`bodies.Supply`), as many as the runs send: Orthanc stores each once.
+(``unshare -rn``) where only its own loopback exists; wrk runs in the same namespace,
+and so does a fresh service (``python -m service serve``, as in production) taking
+SRs on ``POST /assessments``. :func:`measure_in_namespace` re-runs this module as
+``python -m bench.orthanc`` there and reads back the figures it writes as JSON. The
+two are measured round by round (:func:`measure.paired`: one run of each, back to
+back, in turn first), and the ratio is the median of the rounds' service / Orthanc
+throughputs. Orthanc's index and storage are SQLite and files in a temporary directory
+(its defaults otherwise). The SRs are distinct (:class:`bodies.Supply`), as many as the
+runs send, STOW-RS bodies of one instance for Orthanc: each server stores each once.
 """
 
 from __future__ import annotations
@@ -38,15 +42,17 @@ def missing() -> str | None:
 def measure_in_namespace(
     workdir: Path, lesions: int, count: int, protocol: measure.Protocol
 ) -> dict[str, Any]:
-    """Run :func:`main` in a new user + network namespace, with *count* STOW-RS bodies
-    of *lesions* lesions to start with; its figures."""
+    """Run :func:`main` in a new user + network namespace, with *count* SRs of *lesions*
+    lesions to start with for each server; Orthanc's figures, with the service's of
+    the same rounds (``service``), each round's service / Orthanc throughput
+    (``round_ratios``) and their median (``ratio``)."""
     out = workdir / "orthanc.json"
     command = [
         "unshare", "-rn", sys.executable, "-m", "bench.orthanc",
         "--workdir", str(workdir), "--lesions", str(lesions), "--count", str(count),
         "--out", str(out), "--protocol", json.dumps(dataclasses.asdict(protocol)),
     ]  # fmt: skip
-    timeout = 120 + (protocol.warmup_s + protocol.runs * protocol.run_s) * 2
+    timeout = 180 + (protocol.warmup_s + protocol.runs * protocol.run_s) * 4
     subprocess.run(command, check=True, timeout=timeout, cwd=servers.REPO)
     found: dict[str, Any] = json.loads(out.read_text())
     return found
@@ -85,15 +91,31 @@ def main() -> None:
         args.workdir / "orthanc.log",
     )
     stow = bodies.Supply(args.workdir / "stow", "stow", args.lesions, args.count)
-    load = wrk.Load(
+    stow_load = wrk.Load(
         f"http://127.0.0.1:{PORT}/dicom-web/studies",
         stow.listing,
         bodies.STOW_CONTENT_TYPE,
         accept="application/dicom+json",
     )
-    with orthanc:
-        figures = measure.measure(orthanc.pid, load, measure.Cursor(stow), protocol)
-    args.out.write_text(json.dumps(figures.as_dict()))
+    srs = bodies.Supply(args.workdir / "sr", "sr", args.lesions, args.count)
+    service_dir = args.workdir / "service"
+    service_dir.mkdir(exist_ok=True)
+    with orthanc, servers.service(service_dir) as service:
+        sr_load = wrk.Load(
+            f"{servers.base_url(service)}/assessments", srs.listing, "application/dicom"
+        )
+        found = measure.paired(
+            measure.Target(service.pid, sr_load, measure.Cursor(srs)),
+            measure.Target(orthanc.pid, stow_load, measure.Cursor(stow)),
+            protocol,
+        )
+    figures = {
+        **found.second.as_dict(),
+        "service": found.first.as_dict(),
+        "round_ratios": found.round_ratios,
+        "ratio": found.ratio,
+    }
+    args.out.write_text(json.dumps(figures))
 
 
 if __name__ == "__main__":

@@ -283,6 +283,7 @@ class _Arrivals(BaseHTTPRequestHandler):
     """Answers every POST with an empty JSON object, noting when it arrived."""
 
     protocol_version = "HTTP/1.1"  # keep-alive, as wrk expects
+    disable_nagle_algorithm = True  # the body's write not held for the headers' ACK
     seen: list[float] = []
 
     def do_POST(self) -> None:
@@ -322,6 +323,55 @@ def test_wrk_waits_exponential_times_of_the_mean_delay(tmp_path):
     assert 25 <= result.requests <= 105
     gaps = [later - earlier for earlier, later in itertools.pairwise(_Arrivals.seen)]
     assert statistics.stdev(gaps) / statistics.mean(gaps) > 0.35
+
+
+def test_paired_rounds_take_the_two_targets_in_turn():
+    assert measure.round_order(3) == [(0, 1), (1, 0), (0, 1)]
+
+
+class _SlowArrivals(_Arrivals):
+    """:class:`_Arrivals` taking 20 ms an answer, noting arrivals of its own."""
+
+    seen: list[float] = []
+
+    def do_POST(self) -> None:
+        time.sleep(0.02)
+        super().do_POST()
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
+def test_paired_measures_each_round_back_to_back(tmp_path):
+    """Two servers, one answering at once and one in 20 ms, measured in 2 rounds: each
+    round's ratio shows the fast one faster, and the last run was the fast one's (it
+    goes second in the second round)."""
+    _Arrivals.seen, _SlowArrivals.seen = [], []
+    handlers = (_Arrivals, _SlowArrivals)
+    running = [ThreadingHTTPServer(("127.0.0.1", 0), handler) for handler in handlers]
+    for server in running:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        written = bodies.Supply(tmp_path, "sr", 1, 3)
+        fast, slow = (
+            measure.Target(
+                os.getpid(),
+                wrk.Load(
+                    f"http://127.0.0.1:{server.server_address[1]}/",
+                    written.listing,
+                    "application/dicom",
+                ),
+                measure.Cursor(written, rotate_only=True),
+            )
+            for server in running
+        )
+        found = measure.paired(fast, slow, measure.Protocol(1, 1, 2, 1))
+    finally:
+        for server in running:
+            server.shutdown()
+            server.server_close()
+    assert len(found.round_ratios) == 2 and min(found.round_ratios) > 1.5
+    assert found.ratio == pytest.approx(statistics.median(found.round_ratios))
+    assert found.first.rps > found.second.rps > 0 and len(found.first.runs) == 2
+    assert max(_Arrivals.seen) > max(_SlowArrivals.seen)
 
 
 def test_interleaved_takes_the_two_runs_in_turn():
