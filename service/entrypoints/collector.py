@@ -1,5 +1,5 @@
-"""The garbage collector as a long-running server wants it (issue 7, README
-"Performance").
+"""The garbage collector as a long-running server wants it (issue 7; measured in
+bench/HISTORY.md).
 
 What start-up built (modules, tables, the app) lives as long as the process: frozen,
 it stays out of the collector's full passes, which walked its ~480,000 objects in

@@ -6,7 +6,7 @@ The serving process runs Python on one core at a time (the GIL). Reading a 10-le
 ~5.5 ms of CPU a request and needs nothing of it, so :class:`ReadProcess` runs it in a
 process of its own (:mod:`.sr_reader_process`, ~60 MB resident), started at the first
 read. Against the read in the serving process (four alternating pairs of 10 s runs,
-README "Performance"): 188-202 SRs a second against 174-176, the serving process's CPU
+bench/HISTORY.md): 188-202 SRs a second against 174-176, the serving process's CPU
 5.3-5.4 -> 3.9-4.3 ms a request, both processes' 5.7-6.2 ms. A FHIR body of ``POST
 /assessments`` (strict JSON, the canonical digest, the reports and the index records:
 ~0.9 ms of a 10-Observation Bundle's ~3.8 in process) is read there too, unless it
