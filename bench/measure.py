@@ -123,8 +123,9 @@ class Paired:
     round_ratios: list[float]
 
     @property
-    def ratio(self) -> float:
-        return float(statistics.median(self.round_ratios))
+    def ratio(self) -> float | None:
+        """The median of the rounds' ratios; None when the second answered nothing."""
+        return float(statistics.median(self.round_ratios)) if self.round_ratios else None
 
 
 def round_order(rounds: int) -> list[tuple[int, int]]:

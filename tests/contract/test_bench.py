@@ -329,6 +329,12 @@ def test_paired_rounds_take_the_two_targets_in_turn():
     assert measure.round_order(3) == [(0, 1), (1, 0), (0, 1)]
 
 
+def test_a_peer_that_answered_nothing_has_no_ratio():
+    figures = measure.Figures()
+    assert measure.Paired(figures, figures, []).ratio is None
+    assert measure.Paired(figures, figures, [1.0, 3.0, 2.0]).ratio == 2.0
+
+
 class _SlowArrivals(_Arrivals):
     """:class:`_Arrivals` taking 20 ms an answer, noting arrivals of its own."""
 
