@@ -415,7 +415,8 @@ def _timepoint(
     depend on the caller's URL, so they are not part of the content digest.
     """
     notes = commentary(history, assessments, day, advice)
-    resources = fhir_writer.timepoint_resources(history, assessments, day, notes)
+    scheme = store.id_scheme(history.patient, tenant)
+    resources = fhir_writer.timepoint_resources(history, assessments, day, notes, scheme)
     content = digest(fhir_writer.dumps({"resources": resources}))
     stored = store.put_result(history.patient, day, content, tenant)
     if stored.changed and changed is not None:

@@ -35,7 +35,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import orjson
 import sqlalchemy as sa
@@ -50,6 +50,7 @@ from service.adapters import audit, checkpoint_codec, db_schema as schema, lesio
 from service.adapters.bounded_cache import BoundedCache
 from service.adapters.db_schema import DEFAULT_TENANT
 from service.adapters.fhir_record import FhirRecord
+from service.adapters.fhir_writer import IdScheme
 from service.adapters.prepared import Prepared, savepoint
 from service.domain.checkpoint import Checkpoint
 from service.domain.errors import Conflict, IdentityConflict, NotFound, Unavailable
@@ -101,10 +102,11 @@ _PATIENT_ID_OF = sa.select(schema.patient.c.id).where(_IDENTITY)
 _PATIENT_ID = Prepared(_PATIENT_ID_OF)
 # With its checkpoint, which the lock keeps as read until the transaction ends.
 _LOCK_PATIENT = Prepared(
-    sa.select(schema.patient.c.id, schema.patient.c.checkpoint)
+    sa.select(schema.patient.c.id, schema.patient.c.checkpoint, schema.patient.c.id_scheme)
     .where(_IDENTITY)
     .with_for_update(key_share=True)
 )
+_ID_SCHEME = Prepared(sa.select(schema.patient.c.id_scheme).where(_IDENTITY))
 _CHECKPOINT = Prepared(sa.select(schema.patient.c.checkpoint).where(_IDENTITY))
 _SAVE_CHECKPOINT = Prepared(
     sa.update(schema.patient)
@@ -168,6 +170,8 @@ def _insert_or_nothing(table: sa.Table, *returning: sa.Column[Any]) -> dict[str,
 
 
 _INSERT_PATIENT = _insert_or_nothing(schema.patient, schema.patient.c.id)
+# The id scheme a patient stored now gets (migration 0010: those stored before keep 0).
+NEW_PATIENTS_ID_SCHEME: Final = IdScheme.PATIENT_PREFIXED
 _INSERT_DOCUMENT = _insert_or_nothing(schema.document, schema.document.c.id)
 _DIGEST_OF_UID = sa.select(schema.document.c.digest).where(
     schema.document.c.tenant == sa.bindparam("tenant"),
@@ -443,6 +447,8 @@ class Store:
         # The checkpoint column of each patient this transaction holds (locked, inserted):
         # no other transaction changes it before this one ends.
         self._held_checkpoints: dict[tuple[str, PatientIdentity], bytes | None] = {}
+        # The id scheme of each patient locked or inserted in this transaction.
+        self._id_schemes: dict[tuple[str, PatientIdentity], IdScheme] = {}
 
     def ping(self) -> None:
         """Fail unless the database answers."""
@@ -497,6 +503,18 @@ class Store:
         whole transaction already (BEGIN IMMEDIATE). A patient this transaction inserts
         is invisible to the others until it commits."""
         self._ensure_patient(patient, tenant, lock=True)
+
+    def id_scheme(self, patient: PatientIdentity, tenant: str = DEFAULT_TENANT) -> IdScheme:
+        """How *patient*'s timepoint resources are named (stored with the patient: a new
+        one gets :data:`NEW_PATIENTS_ID_SCHEME`); raises :class:`NotFound` when the
+        patient is not stored."""
+        key = (tenant, patient)
+        if key not in self._id_schemes:
+            found = _ID_SCHEME.scalar(self._connection, _identity(patient, tenant))
+            if found is None:
+                raise NotFound("no such patient")
+            self._id_schemes[key] = IdScheme(found)
+        return self._id_schemes[key]
 
     def reports(
         self, patient: PatientIdentity, tenant: str = DEFAULT_TENANT
@@ -890,6 +908,7 @@ class Store:
             if row is None:
                 return None
             self._held_checkpoints[key] = row.checkpoint
+            self._id_schemes[key] = IdScheme(row.id_scheme)
             found: int | None = row.id
         else:
             found = _PATIENT_ID.scalar(self._connection, _identity(patient, tenant))
@@ -902,7 +921,7 @@ class Store:
         found = self._patient_id(patient, tenant, lock=lock)
         if found is not None:
             return found
-        row = _identity(patient, tenant)
+        row = {**_identity(patient, tenant), "id_scheme": int(NEW_PATIENTS_ID_SCHEME)}
         inserted: int | None = _INSERT_PATIENT[self._dialect].scalar(self._connection, row)
         if inserted is None:  # a concurrent transaction inserted the patient first
             found = self._patient_id(patient, tenant, lock=lock)
@@ -911,6 +930,7 @@ class Store:
             return found
         self._patient_ids[tenant, patient] = inserted
         self._held_checkpoints[tenant, patient] = None  # a new row: none yet
+        self._id_schemes[tenant, patient] = NEW_PATIENTS_ID_SCHEME
         return inserted
 
     @contextmanager
@@ -918,11 +938,13 @@ class Store:
         """A savepoint; rolled back, it also forgets the patient ids and checkpoints learnt
         inside it."""
         known, held = dict(self._patient_ids), dict(self._held_checkpoints)
+        schemes = dict(self._id_schemes)
         try:
             with savepoint(self._connection):
                 yield
         except BaseException:
             self._patient_ids, self._held_checkpoints = known, held
+            self._id_schemes = schemes
             raise
 
     def _insert_report(

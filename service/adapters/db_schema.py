@@ -71,6 +71,9 @@ patient = sa.Table(
     sa.Column("value", sa.Text, nullable=False),
     # What the last assessment keeps to resume from (checkpoint_codec; migration 0007).
     sa.Column("checkpoint", sa.LargeBinary, nullable=True),
+    # How its timepoint resources are named (fhir_writer.IdScheme; migration 0010): the
+    # rows stored before 0010 are 0, a patient stored since gets 1.
+    sa.Column("id_scheme", sa.SmallInteger, nullable=False, server_default="0"),
     sa.PrimaryKeyConstraint("id", name="pk_patient"),
     sa.UniqueConstraint("tenant", "system", "value", name="uq_patient_identity"),
     sa.UniqueConstraint("id", "tenant", name="uq_patient_id_tenant"),

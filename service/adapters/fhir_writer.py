@@ -6,7 +6,8 @@ Resources are plain dicts, serialised with orjson by :func:`dumps`: building the
 with fhir.resources costs ~200 times more on the request path (performance.md
 section 2.2). The tests validate every emitted resource with fhir.resources R4B.
 Ids are UUID 5 of the patient, date and content kind, so re-assessing a
-timepoint replaces the same resources.
+timepoint replaces the same resources; a patient stored from revision 0010 on has its
+timepoint resources' ids begin as its own (:class:`IdScheme`).
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import hashlib
 import html
 import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
+from enum import IntEnum
 from typing import Any
 
 import orjson
@@ -53,6 +55,34 @@ CHUN = "chun"
 _SCHEME_SYSTEM = {"SCT": fc.SNOMED, "DCM": fc.DCM, "LN": fc.LOINC, "NCIt": fc.NCIT}
 
 
+class IdScheme(IntEnum):
+    """How a patient's timepoint resources (its DiagnosticReports, result Observations
+    and BodyStructures) are named: ``patient.id_scheme`` (migration 0010), fixed when
+    the patient is first stored, so that a re-assessment keeps every id (contract
+    section 4)."""
+
+    NAMED = 0
+    """:func:`resource_id`: the patients stored before revision 0010 keep it."""
+    PATIENT_PREFIXED = 1
+    """:func:`resource_id` with its first 12 hex digits those of the patient's own id
+    (its Patient resource's): a patient's resources sit side by side in the resource
+    index's unique index, so a new timepoint's ~22 rows change a few of its leaves, not
+    ~22 of them, each a page its commit writes (issue 7: +14 % SRs a second on a
+    growing database, bench/HISTORY.md)."""
+
+
+# Names one of a patient's timepoint resources (:func:`namer`) from its parts.
+Namer = Callable[..., str]
+
+
+def namer(patient: PatientIdentity, scheme: IdScheme) -> Namer:
+    """The ids of *patient*'s timepoint resources under *scheme*."""
+    if scheme is IdScheme.NAMED:
+        return lambda *parts: resource_id(patient, *parts)
+    prefix = resource_id(patient, "patient")[:13]  # 8 + 4 hex digits and their dash
+    return lambda *parts: prefix + resource_id(patient, *parts)[13:]
+
+
 def resource_id(patient: PatientIdentity, *parts: object) -> str:
     """A stable id: the same patient, date and kind always give the same id."""
     name = "|".join([patient.system, patient.value, *map(str, parts)])
@@ -74,37 +104,38 @@ def timepoint_resources(
     assessments: Sequence[Assessment],
     day: date,
     commentary: Sequence[str] = (),
+    scheme: IdScheme = IdScheme.NAMED,
 ) -> list[Resource]:
-    """The DiagnosticReport of one timepoint, then its results, then the lesions.
+    """The DiagnosticReport of one timepoint, then its results, then the lesions, with
+    the ids of the patient's *scheme*.
 
     *commentary* (ancillary findings, flags, recommendations) ends the conclusion.
     ``issued`` and ``meta.versionId`` are left for :func:`stamp_report`: they
     depend on what is already stored.
     """
     patient = history.patient
+    name = namer(patient, scheme)
     timepoint = history.timepoint(day)
     status = "preliminary" if timepoint.preliminary else "final"
     subject = _subject(patient)
     results: list[Resource] = []
     for assessment in assessments:
         response = assessment.at(day)
-        results.extend(_response_observations(patient, assessment.criterion, response, status))
+        results.extend(_response_observations(name, assessment.criterion, response, status))
     primary = assessments[0].at(day)
     if primary.overall is not None:
-        results.append(_disease_status(patient, day, primary.overall, status))
+        results.append(_disease_status(name, day, primary.overall, status))
     lesions = [lesion for lesion in history.lesions.values() if lesion.first_seen <= day]
-    lesion_ids = {lesion.key: resource_id(patient, "lesion", lesion.key) for lesion in lesions}
+    lesion_ids = {lesion.key: name("lesion", lesion.key) for lesion in lesions}
     for lesion in lesions:
         observation = timepoint.observations.get(lesion.key)
         components = [] if observation is None else _size_components(observation)
         if observation is not None and components:
             focus = f"BodyStructure/{lesion_ids[lesion.key]}"
-            results.append(
-                _tumor_size(patient, lesion, observation, components, day, status, focus)
-            )
+            results.append(_tumor_size(name, lesion, observation, components, day, status, focus))
     for resource in results:
         resource["subject"] = subject
-    report = _diagnostic_report(history, assessments, day, status, results, commentary)
+    report = _diagnostic_report(history, assessments, day, status, results, commentary, name)
     return [
         report,
         *results,
@@ -184,7 +215,7 @@ def _quantity(value: Decimal, unit: str) -> Resource:
 
 
 def _response_observations(
-    patient: PatientIdentity, criterion: str, response: TimepointResponse, status: str
+    name: Namer, criterion: str, response: TimepointResponse, status: str
 ) -> list[Resource]:
     day = response.date
     note = [{"text": "; ".join(response.explanation + response.warnings)}]
@@ -192,7 +223,7 @@ def _response_observations(
     def observation(code: tuple[str, str], value: Resource) -> Resource:
         return {
             "resourceType": "Observation",
-            "id": resource_id(patient, day, criterion, code[0]),
+            "id": name(day, criterion, code[0]),
             "status": status,
             "category": [_concept(fc.OBSERVATION_CATEGORY, ("imaging", "Imaging"))],
             "code": _concept(fc.NCIT, code),
@@ -237,13 +268,11 @@ def _response_observations(
     return found
 
 
-def _disease_status(
-    patient: PatientIdentity, day: date, overall: Response, status: str
-) -> Resource:
+def _disease_status(name: Namer, day: date, overall: Response, status: str) -> Resource:
     """mCODE CancerDiseaseStatus (LOINC 97509-4), value mapped per criteria.md 10.2."""
     return {
         "resourceType": "Observation",
-        "id": resource_id(patient, day, "cancer-disease-status"),
+        "id": name(day, "cancer-disease-status"),
         "meta": {"profile": [fc.MCODE_DISEASE_STATUS]},
         "extension": [
             {
@@ -279,7 +308,7 @@ def _size_components(observation: LesionObservation) -> list[Resource]:
 
 
 def _tumor_size(
-    patient: PatientIdentity,
+    name: Namer,
     lesion: TrackedLesion,
     observation: LesionObservation,
     components: list[Resource],
@@ -291,7 +320,7 @@ def _tumor_size(
     mCODE TumorSize style (LOINC 21889-1, *focus*: the lesion's BodyStructure)."""
     resource: Resource = {
         "resourceType": "Observation",
-        "id": resource_id(patient, day, "tumor-size", lesion.key),
+        "id": name(day, "tumor-size", lesion.key),
         "meta": {"profile": [fc.MCODE_TUMOR_SIZE]},
         "status": status,
         "category": [_concept(fc.OBSERVATION_CATEGORY, ("imaging", "Imaging"))],
@@ -366,11 +395,12 @@ def _diagnostic_report(
     status: str,
     results: list[Resource],
     commentary: Sequence[str],
+    name: Namer,
 ) -> Resource:
     patient = history.patient
     names = ", ".join(fc.CRITERION_METHOD[a.criterion][1] for a in assessments)
     conclusion = _conclusion(history, assessments, day, commentary)
-    report_id = resource_id(patient, day, "diagnostic-report")
+    report_id = name(day, "diagnostic-report")
     codes = [
         _response_concept(overall)
         for overall in (a.at(day).overall for a in assessments)

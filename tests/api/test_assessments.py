@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
+from service.adapters import db, db_schema
+from service.adapters.fhir_writer import IdScheme, namer, resource_id
 from service.config import Settings
+from service.domain.model import DEFAULT_PATIENT_SYSTEM, PatientIdentity
 from service.entrypoints.api.app import create_app
 from tests import fhir_factory
 from tests.api import readers
@@ -212,6 +217,46 @@ async def test_a_baseline_arriving_after_its_follow_up_reassesses_the_follow_up(
     report = entry["resource"]
     assert report["meta"]["versionId"] == "2"  # assessed again once its baseline came
     assert [code["text"] for code in report["conclusionCode"]] == ["PR"]  # as in date order
+
+
+async def test_a_patient_stored_before_revision_0010_keeps_its_named_ids(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    """A re-assessment replaces each resource under its id (contract section 4): a
+    patient stored before revision 0010 (its row's id_scheme 0) keeps the name-based
+    ids; a new patient's ids begin as its Patient id does. Each follow-up, assessed
+    again once its baseline came, has one report, version 2, under that id."""
+    engine = db.create_engine(settings.database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                sa.insert(db_schema.patient),
+                {"tenant": "default", "system": DEFAULT_PATIENT_SYSTEM, "value": "OLD-1"},
+            )
+    finally:
+        engine.dispose()
+    for value in ("OLD-1", "NEW-1"):
+        for day, t1, t2 in (("20240301", 42, 28), ("20240101", 60, 40)):  # follow-up first
+            sr = _sr(day, t1, t2, patient_id=value)
+            assert (await client.post("/assessments", content=sr, headers=DICOM)).is_success
+    for value, scheme in (("OLD-1", IdScheme.NAMED), ("NEW-1", IdScheme.PATIENT_PREFIXED)):
+        patient = PatientIdentity(DEFAULT_PATIENT_SYSTEM, value)
+        search = await client.get(
+            "/fhir/DiagnosticReport",
+            params={
+                "subject:identifier": f"{DEFAULT_PATIENT_SYSTEM}|{value}",
+                "date": "2024-03-01",
+            },
+        )
+        (entry,) = search.json()["entry"]
+        report = entry["resource"]
+        assert report["id"] == namer(patient, scheme)(date(2024, 3, 1), "diagnostic-report")
+        assert report["meta"]["versionId"] == "2"
+        results = [result["reference"] for result in report["result"]]
+        own = resource_id(patient, "patient")[:13]
+        assert all(reference.split("/")[1].startswith(own) for reference in results) is (
+            scheme is IdScheme.PATIENT_PREFIXED
+        )
 
 
 async def test_srs_read_in_the_companion_process_answer_as_read_in_the_server(

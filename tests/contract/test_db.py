@@ -28,8 +28,16 @@ from service.adapters.db import (
     migrate,
     open_store,
 )
-from service.adapters.db_schema import document, fhir_resource, lesion, measurement, metadata
+from service.adapters.db_schema import (
+    document,
+    fhir_resource,
+    lesion,
+    measurement,
+    metadata,
+    patient as patient_table,
+)
 from service.adapters.fhir_record import FhirRecord
+from service.adapters.fhir_writer import IdScheme
 from service.domain.errors import Conflict, IdentityConflict, NotFound
 from service.domain.model import (
     DEFAULT_PATIENT_SYSTEM,
@@ -168,7 +176,7 @@ def test_migrate_twice_gives_the_schema_of_the_metadata(engine: Engine) -> None:
     with engine.connect() as connection:
         context = MigrationContext.configure(connection)
         assert compare_metadata(context, metadata) == []
-        assert context.get_current_revision() == head_revision() == "0009"
+        assert context.get_current_revision() == head_revision() == "0010"
 
 
 def test_ping(db: Engine) -> None:
@@ -470,6 +478,31 @@ def test_revision_0009_keeps_the_identifiers_searched_and_clears_the_others(
         for resource_id in ("o1", "p1"):
             found = store.search_resources(kinds[resource_id], identifier=f"urn:x|{resource_id}")
             assert [row.resource_id for row in found] == [resource_id]
+
+
+def test_revision_0010_keeps_the_named_ids_of_the_patients_stored_before_it(
+    engine: Engine,
+) -> None:
+    """A patient stored before revision 0010 keeps IdScheme.NAMED (its resources keep
+    their ids); one stored since gets PATIENT_PREFIXED, read back in a later transaction
+    too; a patient not stored has none."""
+    old, new = PatientIdentity("urn:x", "old"), PatientIdentity("urn:x", "new")
+    migrate(engine, "0009")
+    with engine.begin() as connection:
+        connection.execute(
+            sa.insert(patient_table), {"tenant": "default", "system": "urn:x", "value": "old"}
+        )
+    migrate(engine)
+    with open_store(engine) as store:
+        store.lock_patient(new)
+        assert store.id_scheme(new) is IdScheme.PATIENT_PREFIXED
+        assert store.id_scheme(old) is IdScheme.NAMED
+    with open_store(engine) as store:
+        assert store.id_scheme(new) is IdScheme.PATIENT_PREFIXED
+        store.lock_patient(old)
+        assert store.id_scheme(old) is IdScheme.NAMED
+        with pytest.raises(NotFound):
+            store.id_scheme(PatientIdentity("urn:x", "nobody"))
 
 
 def test_a_search_by_identifier_uses_the_partial_index_on_it(db: Engine) -> None:

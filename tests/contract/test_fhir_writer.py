@@ -111,6 +111,40 @@ def test_ids_are_the_uuid5_of_patient_and_parts() -> None:
         assert fhir_writer.resource_id(patient, *parts) == str(uuid.uuid5(namespace, name))
 
 
+def test_a_patient_prefixed_scheme_begins_every_timepoint_id_as_the_patients_own() -> None:
+    """IdScheme.PATIENT_PREFIXED: each id is the named one (NAMED, the ids of patients
+    stored before revision 0010) with its first 12 hex digits the patient's own id's;
+    the ids stay distinct and stable, and every reference follows them."""
+    built = history(tp("2024-01-01", 60, 40), tp("2024-03-01", 42, 28))
+    assessment = recist11.assess(built, AssessmentParameters())
+    named, prefixed, again = (
+        fhir_writer.timepoint_resources(built, [assessment], FOLLOW_UP, (), scheme)
+        for scheme in (
+            fhir_writer.IdScheme.NAMED,
+            fhir_writer.IdScheme.PATIENT_PREFIXED,
+            fhir_writer.IdScheme.PATIENT_PREFIXED,
+        )
+    )
+    own = fhir_writer.resource_id(built.patient, "patient")
+    assert named == _resources(tp("2024-01-01", 60, 40), tp("2024-03-01", 42, 28))
+    assert [r["id"] for r in prefixed] == [r["id"] for r in again]
+    assert len({r["id"] for r in prefixed}) == len(prefixed) > 5
+    for before, after in zip(named, prefixed, strict=True):
+        assert after["id"] == own[:13] + before["id"][13:] != before["id"]
+        uuid.UUID(after["id"])  # still UUID-shaped (a FHIR id of 36 characters)
+    text = fhir_writer.dumps({"resources": prefixed}).decode()
+    assert not any(resource["id"] in text for resource in named)  # no reference left behind
+    report_, *rest = prefixed
+    assert [result["reference"] for result in report_["result"]] == [
+        f"Observation/{r['id']}" for r in rest if r["resourceType"] == "Observation"
+    ]
+    validate_bundle(
+        orjson.loads(
+            fhir_writer.dumps(fhir_writer.collection_bundle(prefixed, "http://example.org/fhir"))
+        )
+    )
+
+
 def test_preliminary_sources_give_a_preliminary_report() -> None:
     from dataclasses import replace
 

@@ -9,6 +9,7 @@ from typing import Any, cast
 from service import services
 from service.adapters.db import Store, StoredHistory, StoredResult
 from service.adapters.fhir_record import FhirRecord
+from service.adapters.fhir_writer import IdScheme
 from service.domain.criteria import mrecist, recist11
 from service.domain.model import (
     DEFAULT_PATIENT_SYSTEM,
@@ -45,6 +46,9 @@ class RecordingStore:
 
     def save_checkpoint(self, *_: Any) -> None:
         pass
+
+    def id_scheme(self, patient: PatientIdentity, tenant: str) -> IdScheme:
+        return IdScheme.PATIENT_PREFIXED
 
     def put_result(self, *_: Any) -> StoredResult:
         return StoredResult(1, datetime(2024, 6, 1, tzinfo=UTC), changed=True)
