@@ -505,13 +505,9 @@ def test_revision_0010_keeps_the_named_ids_of_the_patients_stored_before_it(
             store.id_scheme(PatientIdentity("urn:x", "nobody"))
 
 
-def test_a_search_by_identifier_uses_the_partial_index_on_it(db: Engine) -> None:
-    """``identifier = ?`` implies the partial index's ``identifier IS NOT NULL`` on both
-    databases, with the value bound as the store binds it."""
-    r = fhir_resource
-    query = sa.select(r.c.id).where(
-        r.c.tenant == "default", r.c.resource_type == "Observation", r.c.identifier == "urn:x|1"
-    )
+def _plan(db: Engine, query: sa.Select[Any]) -> str:
+    """The database's plan for *query*, its values bound as the store binds them (on
+    PostgreSQL with sequential scans priced out, as on a table of some size)."""
     compiled = query.compile(db)
     with db.begin() as connection:
         if db.dialect.name == "postgresql":
@@ -520,7 +516,34 @@ def test_a_search_by_identifier_uses_the_partial_index_on_it(db: Engine) -> None
         else:
             values = tuple(compiled.params[name] for name in compiled.positiontup or ())
             plan = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", values).all()
-    assert "ix_fhir_resource_identifier" in " ".join(str(row) for row in plan)
+    return " ".join(str(row) for row in plan)
+
+
+def test_a_search_by_identifier_uses_the_partial_index_on_it(db: Engine) -> None:
+    """``identifier = ?`` implies the partial index's ``identifier IS NOT NULL`` on both
+    databases, with the value bound as the store binds it."""
+    r = fhir_resource
+    query = sa.select(r.c.id).where(
+        r.c.tenant == "default", r.c.resource_type == "Observation", r.c.identifier == "urn:x|1"
+    )
+    assert "ix_fhir_resource_identifier" in _plan(db, query)
+
+
+def test_a_search_by_patient_uses_the_index_by_patient(db: Engine) -> None:
+    """The store's search by patient (the tenant, the type, the patient's id of the
+    tenant's) is served by ``ix_fhir_resource_patient`` on both databases, not by the
+    unique index's (tenant, resource_type) alone, which would read every resource of
+    that type in the tenant (an index by (patient_id, resource_type) got that plan)."""
+    r, p = fhir_resource, patient_table
+    patient_id = sa.select(p.c.id).where(
+        p.c.tenant == "default", p.c.system == "urn:x", p.c.value == "P-1"
+    )
+    query = sa.select(r.c.id).where(
+        r.c.tenant == "default",
+        r.c.resource_type == "DiagnosticReport",
+        r.c.patient_id.in_(patient_id),
+    )
+    assert "ix_fhir_resource_patient" in _plan(db, query)
 
 
 def test_put_resources_batches_with_the_semantics_of_put_resource(db: Engine) -> None:
