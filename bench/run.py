@@ -5,9 +5,8 @@ worker, SQLite in a temporary directory) and a bare FastAPI echo (bench/echo_app
 with the same settings; drives both with wrk over distinct SR bodies; stores such SRs
 into Orthanc over STOW-RS, round by round beside a fresh service taking them (in a
 network namespace of their own: bench/orthanc.py); measures growth in-process; prints
-each ratio against
-its target and writes bench/results/latest.json. Exits 0 whether targets pass or
-fail (a measurement), non-zero only when the harness itself fails.
+each ratio against its target and writes bench/results/latest.json. Exits 0 whether
+targets pass or fail (a measurement), non-zero only when the harness itself fails.
 """
 
 from __future__ import annotations

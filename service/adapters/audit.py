@@ -31,7 +31,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from service.adapters import db_schema as schema
 from service.adapters.db_schema import DEFAULT_TENANT
-from service.adapters.fhir_writer import dumps, resource_id
+from service.adapters.fhir_writer import dumps, patient_id
 from service.adapters.prepared import Prepared
 from service.domain.model import PatientIdentity, SourceDocument
 
@@ -301,7 +301,7 @@ def note_patient(patient: PatientIdentity) -> None:
     """The current request touched *patient*'s records."""
     trail = _current.get()
     if trail is not None:
-        trail.patients.setdefault(resource_id(patient, "patient"), patient)
+        trail.patients.setdefault(patient_id(patient), patient)
 
 
 def note_document(source: SourceDocument) -> None:

@@ -86,7 +86,7 @@ def _assign_ids(read: fhir_reader.FhirInput, document: Resource) -> Received:
     for resource, subject, entry in zip(read.resources, read.subjects, entries, strict=True):
         kind = resource["resourceType"]
         if kind == "Patient" and subject is not None:
-            new_id = fhir_writer.resource_id(subject, "patient")
+            new_id = fhir_writer.patient_id(subject)
         else:
             identifiers = resource.get("identifier")
             first = identifiers[0] if isinstance(identifiers, list) and identifiers else None

@@ -38,7 +38,7 @@ def patient_resource(patient: PatientIdentity) -> Resource:
     """The Patient resource that names *patient*; its id is stable."""
     return {
         "resourceType": "Patient",
-        "id": fhir_writer.resource_id(patient, "patient"),
+        "id": fhir_writer.patient_id(patient),
         "identifier": [{"system": patient.system, "value": patient.value}],
     }
 

@@ -67,8 +67,8 @@ class IdScheme(IntEnum):
     """:func:`resource_id` with its first 12 hex digits those of the patient's own id
     (its Patient resource's): a patient's resources sit side by side in the resource
     index's unique index, so a new timepoint's ~22 rows change a few of its leaves, not
-    ~22 of them, each a page its commit writes (issue 7: +14 % SRs a second on a
-    growing database, bench/HISTORY.md)."""
+    ~22 of them, each a page its commit writes (issue 7: +10 % SRs a second in an A/B,
+    bench/HISTORY.md)."""
 
 
 # Names one of a patient's timepoint resources (:func:`namer`) from its parts.
@@ -79,8 +79,13 @@ def namer(patient: PatientIdentity, scheme: IdScheme) -> Namer:
     """The ids of *patient*'s timepoint resources under *scheme*."""
     if scheme is IdScheme.NAMED:
         return lambda *parts: resource_id(patient, *parts)
-    prefix = resource_id(patient, "patient")[:13]  # 8 + 4 hex digits and their dash
+    prefix = patient_id(patient)[:13]  # 8 + 4 hex digits and their dash
     return lambda *parts: prefix + resource_id(patient, *parts)[13:]
+
+
+def patient_id(patient: PatientIdentity) -> str:
+    """The id of *patient*'s Patient resource (also its page's, report_render.page_id)."""
+    return resource_id(patient, "patient")
 
 
 def resource_id(patient: PatientIdentity, *parts: object) -> str:

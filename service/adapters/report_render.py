@@ -116,7 +116,7 @@ VERDICT_HEADERS: tuple[str, ...] = (
 
 def page_id(patient: PatientIdentity) -> str:
     """The patient's id in ``/ui/patients/{id}``: the id of its FHIR Patient resource."""
-    return fhir_writer.resource_id(patient, "patient")
+    return fhir_writer.patient_id(patient)
 
 
 def patient_path(patient: PatientIdentity) -> str:

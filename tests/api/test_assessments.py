@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from service.adapters import db, db_schema
-from service.adapters.fhir_writer import IdScheme, namer, resource_id
+from service.adapters.fhir_writer import IdScheme, namer, patient_id
 from service.config import Settings
 from service.domain.model import DEFAULT_PATIENT_SYSTEM, PatientIdentity
 from service.entrypoints.api.app import create_app
@@ -253,7 +253,7 @@ async def test_a_patient_stored_before_revision_0010_keeps_its_named_ids(
         assert report["id"] == namer(patient, scheme)(date(2024, 3, 1), "diagnostic-report")
         assert report["meta"]["versionId"] == "2"
         results = [result["reference"] for result in report["result"]]
-        own = resource_id(patient, "patient")[:13]
+        own = patient_id(patient)[:13]
         assert all(reference.split("/")[1].startswith(own) for reference in results) is (
             scheme is IdScheme.PATIENT_PREFIXED
         )
