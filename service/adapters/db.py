@@ -145,14 +145,6 @@ _DOCUMENTS_BY_ID = Prepared(
         )
     ).where(schema.document.c.id.in_(sa.bindparam("ids", expanding=True)))
 )
-# A report's lesions are inserted by executemany, then their ids read by position.
-_INSERT_LESIONS = Prepared(sa.insert(schema.lesion))
-_LESION_IDS = Prepared(
-    sa.select(schema.lesion.c.position, schema.lesion.c.id).where(
-        schema.lesion.c.document_id == sa.bindparam("document_id")
-    )
-)
-_INSERT_MEASUREMENTS = Prepared(sa.insert(schema.measurement))
 
 
 def _insert_or_nothing(table: sa.Table, *returning: sa.Column[Any]) -> dict[str, Prepared]:
@@ -263,7 +255,7 @@ def create_engine(url: str, lock_timeout: float = DEFAULT_LOCK_TIMEOUT_SECONDS) 
 
 def _json_text(value: Any) -> str:
     """A JSON column's text: orjson's, ~10 x cheaper than the standard library's (issue
-    7: a report's lesion rows carry one document each); read back by either."""
+    7: a document's warnings, context and setting); read back by either."""
     return orjson.dumps(value).decode()
 
 
@@ -954,8 +946,10 @@ class Store:
         tenant: str,
         dicom_context: dict[str, Any] | None,
     ) -> bool:
-        """Insert the document and its lesions; False, inserting nothing, when a
-        document of its uid is stored (a concurrent transaction inserted it first)."""
+        """Insert the document, its lesions in its ``lesions`` column (the lesion and
+        measurement tables hold those of documents stored before that column: db_schema);
+        False, inserting nothing, when a document of its uid is stored (a concurrent
+        transaction inserted it first)."""
         patient_id = self._ensure_patient(report.patient, tenant)
         document_row = _document_row(report, digest, tenant, patient_id)
         document_row["lesions"] = lesion_codec.encode(report.lesions)
@@ -978,22 +972,6 @@ class Store:
             document_row["received_at"],
         )
         _DECODED_REPORTS.put(key, report)
-        if not report.lesions:
-            return True
-        lesion_rows = [
-            _lesion_row(document_id, position, observation)
-            for position, observation in enumerate(report.lesions)
-        ]
-        _INSERT_LESIONS.many(self._connection, lesion_rows)
-        inserted = _LESION_IDS.rows(self._connection, {"document_id": document_id})
-        lesion_ids: dict[int, int] = {row.position: row.id for row in inserted}
-        measurement_rows = [
-            _measurement_row(lesion_ids[position], index, measurement)
-            for position, observation in enumerate(report.lesions)
-            for index, measurement in enumerate(observation.measurements)
-        ]
-        if measurement_rows:
-            _INSERT_MEASUREMENTS.many(self._connection, measurement_rows)
         return True
 
     def _locked_result(self, patient_id: int, day: date) -> AnyRow | None:
@@ -1040,18 +1018,6 @@ def _document_row(
         "warnings": list(report.warnings),
         "received_at": _now(),
         **({} if report.setting is None else {"setting": _setting_json(report.setting)}),
-    }
-
-
-def _lesion_row(document_id: int, position: int, lesion: LesionObservation) -> dict[str, Any]:
-    return {"document_id": document_id, "position": position, **lesion_codec.lesion_fields(lesion)}
-
-
-def _measurement_row(lesion_id: int, position: int, measurement: Measurement) -> dict[str, Any]:
-    return {
-        "lesion_id": lesion_id,
-        "position": position,
-        **lesion_codec.measurement_fields(measurement),
     }
 
 

@@ -96,9 +96,11 @@ document = sa.Table(
     sa.Column("received_at", UtcDateTime, nullable=False),
     sa.Column("setting", sa.JSON),  # ClinicalSetting, when the source carried one
     sa.Column("dicom_context", sa.JSON),  # Patient/Study modules for SR write-back
-    # The report's lesions as one JSON document (the lesion and measurement rows, nested),
-    # read back in one row per timepoint instead of ~30 (issue 7, history growth); NULL
-    # for documents stored before revision 0006, read from the rows.
+    # The report's lesions as one JSON document (the fields of the lesion and measurement
+    # tables, nested: lesion_codec), read back in one row per timepoint instead of ~30
+    # (issue 7, history growth); NULL for documents stored before revision 0006, read
+    # from those tables. Since 2026-12-06 a new document writes no rows there (issue 7:
+    # 8 of the ~59 pages an SR's commit wrote; nothing read them): the column alone.
     sa.Column("lesions", sa.LargeBinary),
     sa.PrimaryKeyConstraint("id", name="pk_document"),
     sa.ForeignKeyConstraint(
@@ -111,6 +113,8 @@ document = sa.Table(
     sa.Index("ix_document_study", "tenant", "study_uid"),  # identity-conflict check
 )
 
+# The lesions and measurements of the documents whose lesions column is NULL (stored
+# before revision 0006); no longer written (document.lesions).
 lesion = sa.Table(
     "lesion",
     metadata,

@@ -1,7 +1,8 @@
-"""A report's lesion observations as the store keeps them: the fields of a lesion row
-and of a measurement row, and the ``lesions`` column of a document (each lesion's row
-fields with its measurements' under ``measurements``, as JSON; decimals as their exact
-text, db_schema). The patient checkpoint keeps its baseline observations the same way.
+"""A report's lesion observations as the store keeps them: the ``lesions`` column of a
+document (each lesion's fields with its measurements' under ``measurements``, as JSON;
+decimals as their exact text, no measurement that is not finite), the fields of the
+lesion and measurement tables that hold the documents stored before that column
+(db_schema). The patient checkpoint keeps its baseline observations the same way.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from service.domain.model import (
 
 
 def lesion_fields(lesion: LesionObservation) -> dict[str, Any]:
-    """What a lesion row holds of *lesion*, and a lesion of the ``lesions`` column."""
+    """A lesion of the ``lesions`` column (a lesion row's fields)."""
     site, merged_into = lesion.site, lesion.merged_into
     return {
         "tracking_uid": lesion.identity.tracking_uid,
@@ -56,8 +57,11 @@ def lesion_fields(lesion: LesionObservation) -> dict[str, Any]:
 
 
 def measurement_fields(measurement: Measurement) -> dict[str, Any]:
-    """What a measurement row holds of *measurement*, and a measurement of the
-    ``lesions`` column."""
+    """A measurement of the ``lesions`` column (a measurement row's fields); raises
+    ValueError for a value that is not finite (what the measurement table's CHECK
+    refused; the domain's Measurement refuses it first)."""
+    if not measurement.value.is_finite():
+        raise ValueError(f"a measurement of {measurement.value} is not stored")
     return {
         "kind": measurement.kind.value,
         "value": measurement.value,

@@ -20,6 +20,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
+from service.adapters import lesion_codec
 from service.adapters.db import (
     StoredResult,
     create_engine,
@@ -143,6 +144,34 @@ def add(engine: Engine, report: TimepointReport, digest: str, tenant: str = "def
         return store.add_report(report, digest, tenant)
 
 
+def add_as_before_0006(engine: Engine, report: TimepointReport, digest: str) -> None:
+    """*report* stored as before revision 0006: its lesions and measurements in rows of
+    their own, its document's lesions column NULL."""
+    assert add(engine, report, digest)
+    with engine.begin() as connection:
+        (document_id,) = connection.execute(
+            sa.update(document)
+            .where(document.c.uid == report.source.uid)
+            .values(lesions=None)
+            .returning(document.c.id)
+        ).one()
+        for position, observation in enumerate(report.lesions):
+            fields = {"document_id": document_id, "position": position}
+            lesion_id = connection.execute(
+                sa.insert(lesion)
+                .values(**fields, **lesion_codec.lesion_fields(observation))
+                .returning(lesion.c.id)
+            ).scalar_one()
+            for index, found in enumerate(observation.measurements):
+                connection.execute(
+                    sa.insert(measurement).values(
+                        lesion_id=lesion_id,
+                        position=index,
+                        **lesion_codec.measurement_fields(found),
+                    )
+                )
+
+
 def stored_reports(engine: Engine, tenant: str = "default") -> list[TimepointReport]:
     """The patient's reports decoded from their rows, as another process reads them (this
     one keeps what it stored or decoded: :func:`read_here`)."""
@@ -195,14 +224,15 @@ def test_reports_round_trip_exactly_in_storage_order(db: Engine) -> None:
 
 def test_documents_stored_before_the_lesions_column_read_from_their_rows(db: Engine) -> None:
     """Revision 0006 reads lesions from one column; older documents (NULL there) still
-    read from their lesion and measurement rows, which every document keeps."""
+    read from their lesion and measurement rows. A new document writes no such rows
+    (issue 7): its column alone."""
     older, newer = rich_report(), rich_report("1.2.826.0.1.2", BASELINE + timedelta(days=60))
-    assert add(db, older, "d-older")
-    with db.begin() as connection:
-        connection.execute(sa.update(document).values(lesions=None))
+    add_as_before_0006(db, older, "d-older")
     assert add(db, newer, "d-newer")
     assert stored_reports(db) == [older, newer]
-    assert row_counts(db)["lesion"] == 2 * len(older.lesions)
+    counts = row_counts(db)
+    assert counts["lesion"] == len(older.lesions)
+    assert counts["measurement"] == sum(len(found.measurements) for found in older.lesions)
     with db.connect() as connection:
         kept = connection.execute(sa.select(document.c.lesions).order_by(document.c.id)).all()
     assert [row.lesions is None for row in kept] == [True, False]
@@ -342,24 +372,22 @@ def test_results_of_unknown_patients_are_not_found(db: Engine) -> None:
 
 
 def test_non_finite_numbers_are_refused_by_the_database(db: Engine) -> None:
-    add(db, rich_report(), "d1")
+    add_as_before_0006(db, rich_report(), "d1")
     with pytest.raises(IntegrityError), db.begin() as connection:
         lesion_id = connection.execute(sa.select(sa.func.min(lesion.c.id))).scalar_one()
         row = {"lesion_id": lesion_id, "position": 9, "kind": "long-axis", "path": ""}
         connection.execute(sa.insert(measurement), {**row, "value": Decimal("NaN")})
 
 
-def test_a_patient_inserted_with_a_report_the_database_refused_is_inserted_again(
-    db: Engine,
-) -> None:
+def test_a_patient_inserted_with_a_refused_report_is_inserted_again(db: Engine) -> None:
     nan = Measurement(MeasurementKind.LONG_AXIS, Decimal("1"))
     object.__setattr__(nan, "value", Decimal("NaN"))  # past the domain's own check
     refused = replace(
         rich_report(), lesions=(replace(rich_report().lesions[0], measurements=(nan,)),)
     )
     with open_store(db) as store:
-        with pytest.raises(IntegrityError):  # its savepoint takes the new patient row along
-            store.add_report(refused, "d1")
+        with pytest.raises(ValueError, match="not stored"):  # its savepoint takes the new
+            store.add_report(refused, "d1")  # patient row along
         assert store.add_report(plain_report(), "d2")
         store.put_result(PATIENT, plain_report().date, "r1")
     assert stored_reports(db) == [plain_report()]
@@ -691,15 +719,6 @@ def test_json_columns_are_written_compact_by_orjson(db: Engine) -> None:
         text = connection.execute(sa.select(sa.cast(document.c.warnings, sa.Text))).scalar_one()
     assert text == '["naïve: ≥ 5 mm","second warning"]'
     assert stored_reports(db) == [report]
-
-
-def test_measurements_without_coordinates_store_sql_null(db: Engine) -> None:
-    add(db, rich_report(), "d1")
-    with db.connect() as connection:
-        stored = connection.execute(
-            sa.select(measurement.c.coordinates.is_(None)).order_by(measurement.c.id)
-        ).scalars()
-        assert list(stored) == [False, True, True, True, True]
 
 
 def test_patients_lists_those_with_reports_in_the_tenant_sorted(db: Engine) -> None:

@@ -53,7 +53,7 @@ class Item:
     body: bytes
     is_sr: bool
     lesions: int  # lesions of its report
-    measurements: int  # measurement rows of its report, over all lesions
+    measurements: int  # measurements of its report, over all lesions
 
 
 def sr_items(patient_prefix: str, count: int, dates: Iterable[str] = ("20240105",)) -> list[Item]:
@@ -164,30 +164,27 @@ def stored_documents(engine: Engine) -> dict[str, int]:
 
 
 def incomplete_documents(engine: Engine, items: Iterable[Item]) -> list[str]:
-    """The stored documents among *items* that lack lesions or measurements."""
-    with engine.connect() as connection:
-        per_document = sa.select(document.c.uid).select_from(document)
-        of_document = lesion.c.document_id == document.c.id
-        with_lesions = per_document.join(lesion, of_document, isouter=True)
-        lesions: dict[str, int] = dict(
-            connection.execute(
-                with_lesions.add_columns(sa.func.count(lesion.c.id)).group_by(document.c.uid)
-            ).all()
-        )
-        measured = per_document.join(lesion, of_document).join(
-            measurement, measurement.c.lesion_id == lesion.c.id
-        )
-        measurements: dict[str, int] = dict(
-            connection.execute(
-                measured.add_columns(sa.func.count(measurement.c.id)).group_by(document.c.uid)
-            ).all()
-        )
+    """The stored documents among *items* that lack lesions or measurements (in their
+    ``lesions`` column, where a document keeps them)."""
+    found = stored_counts(engine)
     return [
         item.uid
         for item in items
-        if item.uid in lesions
-        and (lesions[item.uid], measurements.get(item.uid, 0)) != (item.lesions, item.measurements)
+        if item.uid in found and found[item.uid] != (item.lesions, item.measurements)
     ]
+
+
+def stored_counts(engine: Engine) -> dict[str, tuple[int, int]]:
+    """Each stored document's lesions and measurements, by its uid."""
+    with engine.connect() as connection:
+        stored = connection.execute(sa.select(document.c.uid, document.c.lesions)).all()
+    return {uid: _counts(lesions) for uid, lesions in stored}
+
+
+def _counts(lesions: bytes | None) -> tuple[int, int]:
+    """Lesions and measurements of a document's lesions column (none when NULL)."""
+    decoded = json.loads(lesions) if lesions is not None else []
+    return len(decoded), sum(len(found["measurements"]) for found in decoded)
 
 
 def diagnostic_reports(engine: Engine) -> int:
