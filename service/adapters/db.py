@@ -547,11 +547,11 @@ class Store:
         stored = checkpoint_codec.encode(checkpoint, documents, self._checkpoints_read.get(key))
         patient_id = self._ensure_patient(patient, tenant)
         _SAVE_CHECKPOINT.run(
-            self._connection, {"patient_id": patient_id, "checkpoint": stored.data}
+            self._connection, {"patient_id": patient_id, "checkpoint": stored.column}
         )
         self._checkpoints_read[key] = stored
         if key in self._held_checkpoints:
-            self._held_checkpoints[key] = stored.data
+            self._held_checkpoints[key] = stored.column
         _CHECKPOINTS.put(key, stored)
 
     def _checkpoint(self, patient: PatientIdentity, tenant: str) -> checkpoint_codec.Stored | None:
@@ -567,7 +567,7 @@ class Store:
             return None
         data = bytes(data)
         stored = _CHECKPOINTS.get(key)
-        if stored is None or stored.data != data:
+        if stored is None or stored.column != data:
             try:
                 stored = checkpoint_codec.decode(data)
             except ValueError as exc:  # assessed from the reports, and written anew

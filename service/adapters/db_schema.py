@@ -96,11 +96,12 @@ document = sa.Table(
     sa.Column("received_at", UtcDateTime, nullable=False),
     sa.Column("setting", sa.JSON),  # ClinicalSetting, when the source carried one
     sa.Column("dicom_context", sa.JSON),  # Patient/Study modules for SR write-back
-    # The report's lesions as one JSON document (the fields of the lesion and measurement
-    # tables, nested: lesion_codec), read back in one row per timepoint instead of ~30
-    # (issue 7, history growth); NULL for documents stored before revision 0006, read
-    # from those tables. Since 2026-12-06 a new document writes no rows there (issue 7:
-    # 8 of the ~59 pages an SR's commit wrote; nothing read them): the column alone.
+    # The report's lesions as one JSON document (the fields of the lesion and
+    # measurement tables, nested; compressed since 2026-12-06: lesion_codec), read
+    # back in one row per timepoint instead of ~30 (issue 7, history growth); NULL
+    # for documents stored before revision 0006, read from those tables. Since
+    # 2026-12-06 a new document writes no rows there (issue 7: 8 of the ~59 pages an
+    # SR's commit wrote; nothing read them): the column alone.
     sa.Column("lesions", sa.LargeBinary),
     sa.PrimaryKeyConstraint("id", name="pk_document"),
     sa.ForeignKeyConstraint(

@@ -1,12 +1,15 @@
 """A report's lesion observations as the store keeps them: the ``lesions`` column of a
 document (each lesion's fields with its measurements' under ``measurements``, as JSON;
-decimals as their exact text, no measurement that is not finite), the fields of the
+decimals as their exact text, no measurement that is not finite; compressed,
+:func:`.json_bytes.compress`, since 2026-12-06: a 10-lesion report's 9.8 KB take ~1.5,
+two pages fewer a commit; the JSON as it is before, read as well), the fields of the
 lesion and measurement tables that hold the documents stored before that column
 (db_schema). The patient checkpoint keeps its baseline observations the same way.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
@@ -73,7 +76,7 @@ def measurement_fields(measurement: Measurement) -> dict[str, Any]:
 
 def encode(lesions: Iterable[LesionObservation]) -> bytes:
     """The ``lesions`` column of a document."""
-    return dumps(plain(lesions))
+    return json_bytes.compress(dumps(plain(lesions)))
 
 
 def plain(lesions: Iterable[LesionObservation]) -> list[dict[str, Any]]:
@@ -105,9 +108,10 @@ _STATES = {state.value: state for state in LesionState}
 _KINDS = {kind.value: kind for kind in MeasurementKind}
 
 
-def decode(data: bytes) -> tuple[LesionObservation, ...]:
-    """The lesions of :func:`encode`."""
-    return read(orjson.loads(data))
+def decode(column: bytes) -> tuple[LesionObservation, ...]:
+    """The lesions of :func:`encode`, or of a column written before it compressed them
+    (a JSON array)."""
+    return read(orjson.loads(column if column.startswith(b"[") else zlib.decompress(column)))
 
 
 def read(found: Iterable[Mapping[str, Any]]) -> tuple[LesionObservation, ...]:

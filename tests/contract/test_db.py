@@ -238,6 +238,24 @@ def test_documents_stored_before_the_lesions_column_read_from_their_rows(db: Eng
     assert [row.lesions is None for row in kept] == [True, False]
 
 
+def test_a_documents_lesions_are_stored_compressed_and_read_as_written_before(
+    db: Engine,
+) -> None:
+    """The lesions column holds its JSON compressed (issue 7); a column written before,
+    the JSON as it is, reads as well."""
+    older, newer = rich_report(), rich_report("1.2.826.0.1.2", BASELINE + timedelta(days=60))
+    assert add(db, older, "d-older")
+    assert add(db, newer, "d-newer")
+    plain_json = lesion_codec.dumps(lesion_codec.plain(older.lesions))
+    with db.begin() as connection:
+        columns = connection.execute(sa.select(document.c.lesions).order_by(document.c.id))
+        assert all(len(column) < len(plain_json) for (column,) in columns)
+        connection.execute(
+            sa.update(document).where(document.c.uid == older.source.uid).values(lesions=plain_json)
+        )
+    assert stored_reports(db) == [older, newer]
+
+
 def test_a_history_read_again_is_not_decoded_again(db: Engine) -> None:
     """Stored documents never change, so each is decoded once per process (issue 7)."""
     older, newer = rich_report(), rich_report("1.2.826.0.1.2", BASELINE + timedelta(days=60))

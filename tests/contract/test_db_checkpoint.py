@@ -4,6 +4,7 @@ codec (service.adapters.checkpoint_codec) and the ingest path resumed from it
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import date, timedelta
@@ -71,7 +72,7 @@ def _checkpoint() -> Checkpoint:
 def test_a_checkpoint_reads_back_as_written_but_for_the_steps_observations() -> None:
     checkpoint = _checkpoint()
     written = checkpoint_codec.encode(checkpoint, [3, 1, 2])
-    decoded = checkpoint_codec.decode(written.data)
+    decoded = checkpoint_codec.decode(written.column)
     assert decoded is not None
     read = decoded.checkpoint
     assert decoded.documents == {1, 2, 3}
@@ -90,7 +91,7 @@ def test_what_a_checkpoint_keeps_of_the_one_read_is_written_as_read(
     """A resumed checkpoint keeps the baseline and the steps of the one read: they are
     copied as stored, only the rest is encoded, and it reads back as the checkpoint."""
     checkpoint = _checkpoint()
-    read = checkpoint_codec.decode(checkpoint_codec.encode(checkpoint, [1, 2]).data)
+    read = checkpoint_codec.decode(checkpoint_codec.encode(checkpoint, [1, 2]).column)
     assert read is not None
     fold = read.checkpoint.folds[recist11.CRITERION]
     last = fold.steps[-1]
@@ -113,15 +114,25 @@ def test_what_a_checkpoint_keeps_of_the_one_read_is_written_as_read(
     assert encoded == [step]  # the new step only
     for kept in (read.checkpoint.settled.baseline, *fold.steps):
         assert written.line(kept) == read.line(kept) is not None
-    again = checkpoint_codec.decode(written.data)
+    again = checkpoint_codec.decode(written.column)
     assert again is not None and again.checkpoint.folds[recist11.CRITERION].steps[-1] == step
     assert again.checkpoint.settled == checkpoint.settled
 
 
 def test_a_checkpoint_of_another_layout_or_criterion_is_not_read() -> None:
     data = checkpoint_codec.encode(_checkpoint(), [1]).data
-    assert checkpoint_codec.decode(data.replace(b'"version":3', b'"version":2')) is None
-    assert checkpoint_codec.decode(data.replace(b'"mrecist"', b'"other"')) is None
+    version = f'"version":{checkpoint_codec.VERSION}'.encode()
+    assert checkpoint_codec.decode(zlib.compress(data.replace(version, b'"version":2'))) is None
+    assert checkpoint_codec.decode(zlib.compress(data.replace(b'"mrecist"', b'"other"'))) is None
+    # Layout 3 and before: the lines as they are, not compressed.
+    assert checkpoint_codec.decode(data.replace(version, b'"version":3')) is None
+
+
+def test_a_checkpoint_is_stored_compressed() -> None:
+    """Its column is its lines compressed: a fraction of the pages a commit rewrites."""
+    written = checkpoint_codec.encode(_checkpoint(), [1, 2])
+    assert zlib.decompress(written.column) == written.data
+    assert len(written.column) * 3 < len(written.data)
 
 
 # ---- the ingest path, resumed or not -------------------------------------------------

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from bench.bodies import STOW_CONTENT_TYPE, stamp, stow_body, template
-from service.adapters import fhir_reader, strict_json
+from service.adapters import fhir_reader, lesion_codec, strict_json
 from service.adapters.db_schema import (
     audit_event,
     audit_patient,
@@ -183,8 +183,8 @@ def stored_counts(engine: Engine) -> dict[str, tuple[int, int]]:
 
 def _counts(lesions: bytes | None) -> tuple[int, int]:
     """Lesions and measurements of a document's lesions column (none when NULL)."""
-    decoded = json.loads(lesions) if lesions is not None else []
-    return len(decoded), sum(len(found["measurements"]) for found in decoded)
+    decoded = lesion_codec.decode(lesions) if lesions is not None else ()
+    return len(decoded), sum(len(found.measurements) for found in decoded)
 
 
 def diagnostic_reports(engine: Engine) -> int:
