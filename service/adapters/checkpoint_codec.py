@@ -13,8 +13,7 @@ against a history read again).
 The column holds the lines compressed (:func:`.json_bytes.compress`): a 10-lesion
 baseline's 20.9 KB take 2.0 KB, the patient row's page instead of six that each commit
 rewrote (issue 7: ~90 us to compress; inflated only by a process that has not the
-checkpoint in its cache). A column that is not compressed (layout 3 and before) is of
-another layout.
+checkpoint in its cache). A column that is not compressed holds layout 3 or before.
 """
 
 from __future__ import annotations
@@ -24,7 +23,6 @@ import enum
 import functools
 import types
 import typing
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -102,11 +100,9 @@ def decode(column: bytes) -> Stored | None:
     another layout or names a criterion this version does not fold. Raises ValueError
     when it is damaged (it is no source of truth: what it holds is assessed again from
     the reports)."""
-    if column.startswith(b"{"):  # lines not compressed: layout 3 or before
-        return None
     try:
-        return _decode(column, zlib.decompress(column))
-    except (ValueError, KeyError, TypeError, IndexError, InvalidInput, zlib.error) as exc:
+        return _decode(column, json_bytes.column_json(column))
+    except (ValueError, KeyError, TypeError, IndexError, InvalidInput) as exc:
         raise ValueError(f"damaged checkpoint: {exc!r}") from exc
 
 

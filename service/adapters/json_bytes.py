@@ -30,5 +30,17 @@ def dumps(
 
 
 def compress(data: bytes) -> bytes:
-    """*data* as a column keeps it (zlib; ``zlib.decompress`` reads it back)."""
+    """*data* as a column keeps it (zlib; :func:`column_json` reads it back)."""
     return zlib.compress(data, COMPRESSION_LEVEL)
+
+
+def column_json(column: bytes) -> bytes:
+    """The JSON a column keeps: :func:`compress`'s, or written before as it is (an object
+    or an array; zlib's output never starts so). Raises ValueError when it does not
+    inflate."""
+    if column.startswith((b"{", b"[")):
+        return column
+    try:
+        return zlib.decompress(column)
+    except zlib.error as exc:
+        raise ValueError(f"a column that does not inflate: {exc}") from exc

@@ -9,7 +9,6 @@ lesion and measurement tables that hold the documents stored before that column
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
@@ -111,7 +110,7 @@ _KINDS = {kind.value: kind for kind in MeasurementKind}
 def decode(column: bytes) -> tuple[LesionObservation, ...]:
     """The lesions of :func:`encode`, or of a column written before it compressed them
     (a JSON array)."""
-    return read(orjson.loads(column if column.startswith(b"[") else zlib.decompress(column)))
+    return read(orjson.loads(json_bytes.column_json(column)))
 
 
 def read(found: Iterable[Mapping[str, Any]]) -> tuple[LesionObservation, ...]:
