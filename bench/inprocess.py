@@ -310,8 +310,10 @@ def populate(engine: Engine, patients: int, batch: int = 20_000) -> float:
     """Fill the SQLite database of *engine* with *patients* patients of one 10-lesion
     document each (two measurements per lesion), each with its Patient and a timepoint's
     resources (:data:`TIMEPOINT_RESOURCES`, random ids, bodies of a real one's size) in
-    the resource index, by executemany of Core inserts with SQLite's own column formats;
-    returns seconds. The population runs with a page cache of 256 MiB (its own
+    the resource index, by executemany of Core inserts with SQLite's own column formats
+    (rows as the service wrote them before revisions 0006 and 0011, which it now keeps in
+    a document's and a result's column: more rows and index entries than a database
+    of today's has); returns seconds. The population runs with a page cache of 256 MiB (its own
     connection's; the measured requests use the service's settings)."""
     start = time.perf_counter()
     when, day = "2024-01-01 00:00:00.000000", "2024-01-05"

@@ -129,7 +129,7 @@ def assess_reports(
         # Timepoints stored before this earlier one arrived were assessed without it: the
         # result must not depend on the order of arrival (a serial replay's result).
         later = sorted({tp.date for tp in history.timepoints if tp.date > min(days)} - days)
-        # The patient's own resource is indexed in one batch with the first timepoint's.
+        # The patient's own resource is indexed with the first timepoint's.
         patient_record = fhir_index.record(fhir_index.patient_resource(patient), patient)
         for position, day in enumerate([*later, *sorted(days)]):
             resources = _timepoint(
@@ -407,8 +407,8 @@ def _timepoint(
     also_index: Sequence[FhirRecord] = (),
 ) -> list[fhir_writer.Resource]:
     """One timepoint's resources, its report stamped with the stored version and the
-    links to its renderings (presentedForm). They are indexed after *also_index*, in
-    one batch.
+    links to its renderings (presentedForm), kept for the FHIR face after
+    *also_index* is indexed.
 
     The version changes only when the content does (contract section 4:
     re-assessment replaces the report with a new ``meta.versionId``); the links
@@ -427,13 +427,13 @@ def _timepoint(
             tally.verdicts.append((assessment.criterion, overall.value if overall else "baseline"))
     forms = report_render.presented_form(root_url, history.patient, day)
     resources[0] = fhir_writer.stamp_report(resources[0], stored.version, stored.issued, forms)
-    store.put_resources(
+    store.put_resources([(record, None) for record in also_index], tenant)
+    store.put_timepoint(
+        history.patient,
+        day,
         [
-            *((record, None) for record in also_index),
-            *(
-                (fhir_index.record(resource, history.patient), None if index else stored.version)
-                for index, resource in enumerate(resources)
-            ),
+            (fhir_index.record(resource, history.patient), None if index else stored.version)
+            for index, resource in enumerate(resources)
         ],
         tenant,
     )

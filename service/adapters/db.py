@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import sqlite3
 import time
 from collections import defaultdict
@@ -46,7 +47,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, Row, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError, TimeoutError as PoolTimeout
 
-from service.adapters import audit, checkpoint_codec, db_schema as schema, lesion_codec
+from service.adapters import (
+    audit,
+    checkpoint_codec,
+    db_schema as schema,
+    fhir_writer,
+    lesion_codec,
+    timepoint_codec,
+)
 from service.adapters.bounded_cache import BoundedCache
 from service.adapters.db_schema import DEFAULT_TENANT
 from service.adapters.fhir_record import FhirRecord
@@ -163,7 +171,7 @@ def _insert_or_nothing(table: sa.Table, *returning: sa.Column[Any]) -> dict[str,
 
 _INSERT_PATIENT = _insert_or_nothing(schema.patient, schema.patient.c.id)
 # The id scheme a patient stored now gets (migration 0010: those stored before keep 0).
-NEW_PATIENTS_ID_SCHEME: Final = IdScheme.PATIENT_PREFIXED
+NEW_PATIENTS_ID_SCHEME: Final = IdScheme.PATIENT_INDEXED
 _INSERT_DOCUMENT = _insert_or_nothing(schema.document, schema.document.c.id)
 _DIGEST_OF_UID = sa.select(schema.document.c.digest).where(
     schema.document.c.tenant == sa.bindparam("tenant"),
@@ -192,6 +200,7 @@ _LOCK_RESULT = Prepared(
         schema.timepoint_result.c.version,
         schema.timepoint_result.c.digest,
         schema.timepoint_result.c.issued,
+        schema.timepoint_result.c.resources,
     )
     .where(
         schema.timepoint_result.c.patient_id == sa.bindparam("patient_id"),
@@ -202,6 +211,15 @@ _LOCK_RESULT = Prepared(
 _INSERT_RESULT = _insert_or_nothing(schema.timepoint_result, schema.timepoint_result.c.id)
 _UPDATE_RESULT = Prepared(
     sa.update(schema.timepoint_result).where(schema.timepoint_result.c.id == sa.bindparam("row_id"))
+)
+_UPDATE_RESULT_RESOURCES = Prepared(
+    sa.update(schema.timepoint_result)
+    .where(schema.timepoint_result.c.id == sa.bindparam("row_id"))
+    .values(resources=sa.bindparam("resources"), resource_ids=sa.bindparam("resource_ids"))
+)
+# A timepoint resource id as fhir_writer names it (a UUID's form): nothing of LIKE's.
+_TIMEPOINT_RESOURCE_ID: Final = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 )
 # One resource type a statement: with the types in a second IN list, SQLite probed the
 # unique index for every type and id pair (4 x 22 for an SR's timepoint, each a random
@@ -313,6 +331,16 @@ class StoredResult:
     version: int
     issued: datetime
     changed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _ResultRow:
+    """What a transaction knows of a timepoint's result row it put: its id, its
+    resources column and whether the transaction inserted it."""
+
+    row_id: int
+    resources: bytes | None
+    inserted: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -441,6 +469,8 @@ class Store:
         self._held_checkpoints: dict[tuple[str, PatientIdentity], bytes | None] = {}
         # The id scheme of each patient locked or inserted in this transaction.
         self._id_schemes: dict[tuple[str, PatientIdentity], IdScheme] = {}
+        # The result row of each timepoint put in this transaction (put_result).
+        self._results: dict[tuple[str, PatientIdentity, date], _ResultRow] = {}
 
     def ping(self) -> None:
         """Fail unless the database answers."""
@@ -678,9 +708,13 @@ class Store:
             raise NotFound("no such patient")
         inserted = self._insert_result(patient_id, day, digest)
         if inserted is not None:
-            return inserted
+            self._results[tenant, patient, day] = _ResultRow(inserted[1], None, inserted=True)
+            return inserted[0]
         current = self._locked_result(patient_id, day)
         assert current is not None  # stored before, by this transaction or a committed one
+        self._results[tenant, patient, day] = _ResultRow(
+            current.id, current.resources, inserted=False
+        )
         if current.digest == digest:
             return StoredResult(current.version, current.issued, changed=False)
         updated = StoredResult(current.version + 1, _now(), changed=True)
@@ -694,6 +728,42 @@ class Store:
             },
         )
         return updated
+
+    def put_timepoint(
+        self,
+        patient: PatientIdentity,
+        day: date,
+        records: Sequence[tuple[FhirRecord, int | None]],
+        tenant: str = DEFAULT_TENANT,
+    ) -> None:
+        """Keep the generated resources of *patient*'s timepoint *day*, whose result this
+        transaction put (:meth:`put_result`), each with its wanted version as
+        :meth:`put_resources` takes them, and versioned as it does.
+
+        A patient of :attr:`IdScheme.PATIENT_INDEXED` has them in the result row
+        (:mod:`.timepoint_codec`: one UPDATE, instead of ~22 rows of the resource index
+        and their index entries); the patients stored before revision 0011 keep them as
+        rows of the resource index (:meth:`put_resources`)."""
+        result = self._results[tenant, patient, day]
+        if result.resources is None and (
+            not result.inserted or self.id_scheme(patient, tenant) is not IdScheme.PATIENT_INDEXED
+        ):
+            self.put_resources(records, tenant)
+            return
+        stored = [] if result.resources is None else timepoint_codec.decode(result.resources)
+        items, changed = timepoint_codec.merged(stored, records, day, _now())
+        if result.resources is not None and not any(changed):
+            return
+        column = timepoint_codec.encode(items)
+        _UPDATE_RESULT_RESOURCES.run(
+            self._connection,
+            {
+                "row_id": result.row_id,
+                "resources": column,
+                "resource_ids": timepoint_codec.resource_ids(items),
+            },
+        )
+        self._results[tenant, patient, day] = _ResultRow(result.row_id, column, result.inserted)
 
     def put_resource(
         self, record: FhirRecord, version: int | None = None, tenant: str = DEFAULT_TENANT
@@ -779,10 +849,15 @@ class Store:
                 r.c.resource_id == resource_id,
             )
         ).one_or_none()
-        if row is None:
+        found = (
+            self._timepoint_resource(resource_type, resource_id, tenant)
+            if row is None
+            else _stored_resource(row)
+        )
+        if found is None:
             raise NotFound(f"no {resource_type} with id {resource_id}")
         audit.note_resource(resource_type, resource_id)
-        return _stored_resource(row)
+        return found
 
     def search_resources(
         self,
@@ -795,8 +870,10 @@ class Store:
         tenant: str = DEFAULT_TENANT,
     ) -> list[StoredResource]:
         """Indexed resources of *resource_type* matching every given criterion, by
-        effective date (undated last) then id; *since* / *until* bound the effective
-        date inclusively."""
+        effective date (undated last), then those received before those generated
+        (:meth:`put_timepoint`), then in the order they were first stored; *since* /
+        *until* bound the effective date inclusively. The resources kept in timepoint
+        rows have no business identifier a search looks up (fhir_index)."""
         r = schema.fhir_resource
         query = sa.select(r).where(r.c.tenant == tenant, r.c.resource_type == resource_type)
         identity: dict[str, str] = {}
@@ -810,10 +887,73 @@ class Store:
             query = query.where(r.c.effective_date >= since)
         if until is not None:
             query = query.where(r.c.effective_date <= until)
-        undated_last = sa.case((r.c.effective_date.is_(None), 1), else_=0)
-        ordered = query.order_by(undated_last, r.c.effective_date, r.c.id)
-        rows = self._connection.execute(ordered, identity).all()
-        return [_stored_resource(row) for row in rows]
+        rows = self._connection.execute(query, identity).all()
+        found = [
+            (_search_order(row.effective_date, 0, row.id), _stored_resource(row)) for row in rows
+        ]
+        if identifier is None:
+            found.extend(self._timepoint_resources(resource_type, patient, since, until, tenant))
+        found.sort(key=lambda pair: pair[0])
+        return [resource for _order, resource in found]
+
+    def _timepoint_resource(
+        self, resource_type: str, resource_id: str, tenant: str
+    ) -> StoredResource | None:
+        """The resource *resource_type*/*resource_id* kept in a timepoint's result row
+        (:meth:`put_timepoint`), found through the patient whose prefix it begins with."""
+        if not _TIMEPOINT_RESOURCE_ID.fullmatch(resource_id):
+            return None
+        t, p = schema.timepoint_result, schema.patient
+        sep = timepoint_codec.ID_SEPARATOR
+        columns = self._connection.execute(
+            sa.select(t.c.resources)
+            .join(p, p.c.id == t.c.patient_id)
+            .where(
+                p.c.resource_prefix == resource_id[: fhir_writer.ID_PREFIX_LENGTH],
+                p.c.tenant == tenant,
+                t.c.resource_ids.contains(f"{sep}{resource_id}{sep}", autoescape=True),
+            )
+        ).scalars()
+        for column in columns:
+            for item in timepoint_codec.decode(column):
+                if item.key == (resource_type, resource_id):
+                    return _kept_resource(item)
+        return None
+
+    def _timepoint_resources(
+        self,
+        resource_type: str,
+        patient: PatientIdentity | None,
+        since: date | None,
+        until: date | None,
+        tenant: str,
+    ) -> list[tuple[SearchOrder, StoredResource]]:
+        """The resources of *resource_type* kept in timepoint rows (:meth:`put_timepoint`)
+        that :meth:`search_resources` finds, each with its place in the order it gives.
+        A dated one's effective date is its timepoint's (timepoint_codec.merged)."""
+        t, p = schema.timepoint_result, schema.patient
+        query = (
+            sa.select(t.c.id, t.c.imaging_date, t.c.resources)
+            .join(p, p.c.id == t.c.patient_id)
+            .where(p.c.tenant == tenant, t.c.resources.is_not(None))
+        )
+        identity: dict[str, str] = {}
+        if patient is not None:
+            query = query.where(p.c.id.in_(_PATIENT_ID_OF))
+            identity = _identity(patient, tenant)
+        if since is not None:
+            query = query.where(t.c.imaging_date >= since)
+        if until is not None:
+            query = query.where(t.c.imaging_date <= until)
+        bounded = since is not None or until is not None  # an undated one is outside
+        found: list[tuple[SearchOrder, StoredResource]] = []
+        for row in self._connection.execute(query, identity):
+            for position, item in enumerate(timepoint_codec.decode(row.resources)):
+                if item.resource_type == resource_type and (item.dated or not bounded):
+                    day = row.imaging_date if item.dated else None
+                    order = _search_order(day, 1, row.id, position)
+                    found.append((order, _kept_resource(item)))
+        return found
 
     def _locked_resources(
         self, keys: Sequence[tuple[str, str]], tenant: str
@@ -913,7 +1053,11 @@ class Store:
         found = self._patient_id(patient, tenant, lock=lock)
         if found is not None:
             return found
-        row = {**_identity(patient, tenant), "id_scheme": int(NEW_PATIENTS_ID_SCHEME)}
+        row = {
+            **_identity(patient, tenant),
+            "id_scheme": int(NEW_PATIENTS_ID_SCHEME),
+            "resource_prefix": fhir_writer.id_prefix(patient),
+        }
         inserted: int | None = _INSERT_PATIENT[self._dialect].scalar(self._connection, row)
         if inserted is None:  # a concurrent transaction inserted the patient first
             found = self._patient_id(patient, tenant, lock=lock)
@@ -979,8 +1123,11 @@ class Store:
         found: AnyRow | None = _LOCK_RESULT.first(self._connection, slot)
         return found
 
-    def _insert_result(self, patient_id: int, day: date, digest: str) -> StoredResult | None:
-        """Insert version 1; None, inserting nothing, if the row is stored already."""
+    def _insert_result(
+        self, patient_id: int, day: date, digest: str
+    ) -> tuple[StoredResult, int] | None:
+        """Insert version 1, returned with the row's id; None, inserting nothing, if the
+        row is stored already."""
         stored = StoredResult(1, _now(), changed=True)
         row = {
             "patient_id": patient_id,
@@ -990,7 +1137,7 @@ class Store:
             "issued": stored.issued,
         }
         inserted = _INSERT_RESULT[self._dialect].first(self._connection, row)
-        return None if inserted is None else stored
+        return None if inserted is None else (stored, inserted.id)
 
 
 def _now() -> datetime:
@@ -1096,6 +1243,21 @@ def _updated(
         record.resource_type, record.resource_id, wanted, updated, record.body, changed=True
     )
     return stored, update
+
+
+# A search result's place (Store.search_resources): undated last, by date, received
+# (0: rows of the index) before generated (1: timepoint rows), by row, by position.
+SearchOrder = tuple[bool, date, int, int, int]
+
+
+def _search_order(day: date | None, source: int, row_id: int, position: int = 0) -> SearchOrder:
+    return (day is None, day or date.min, source, row_id, position)
+
+
+def _kept_resource(item: timepoint_codec.Item) -> StoredResource:
+    return StoredResource(
+        item.resource_type, item.resource_id, item.version, item.last_updated, item.body
+    )
 
 
 def _stored_resource(row: AnyRow, changed: bool = False) -> StoredResource:

@@ -74,9 +74,13 @@ patient = sa.Table(
     # How its timepoint resources are named (fhir_writer.IdScheme; migration 0010): the
     # rows stored before 0010 are 0, a patient stored since gets 1.
     sa.Column("id_scheme", sa.SmallInteger, nullable=False, server_default="0"),
+    # What its timepoint resource ids begin with (fhir_writer.id_prefix), for a patient
+    # of IdScheme.PATIENT_INDEXED (migration 0011): a read by id finds the patient.
+    sa.Column("resource_prefix", sa.String(16)),
     sa.PrimaryKeyConstraint("id", name="pk_patient"),
     sa.UniqueConstraint("tenant", "system", "value", name="uq_patient_identity"),
     sa.UniqueConstraint("id", "tenant", name="uq_patient_id_tenant"),
+    sa.Index("ix_patient_resource_prefix", "resource_prefix"),
 )
 
 document = sa.Table(
@@ -174,6 +178,12 @@ timepoint_result = sa.Table(
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("digest", sa.String(128), nullable=False),
     sa.Column("issued", UtcDateTime, nullable=False),
+    # The timepoint's generated FHIR resources (timepoint_codec; migration 0011) and the
+    # ids they have, for a read by id; NULL for the timepoints stored before and those
+    # of patients of another IdScheme than PATIENT_INDEXED: their resources are rows of
+    # fhir_resource.
+    sa.Column("resources", sa.LargeBinary),
+    sa.Column("resource_ids", sa.Text),
     sa.PrimaryKeyConstraint("id", name="pk_timepoint_result"),
     sa.ForeignKeyConstraint(
         ["patient_id"], ["patient.id"], name="fk_timepoint_result_patient", ondelete="CASCADE"

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from enum import IntEnum
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -69,6 +69,11 @@ class IdScheme(IntEnum):
     index's unique index, so a new timepoint's ~22 rows change a few of its leaves, not
     ~22 of them, each a page its commit writes (issue 7: +10 % SRs a second in an A/B,
     bench/HISTORY.md)."""
+    PATIENT_INDEXED = 2
+    """The ids of :data:`PATIENT_PREFIXED`, the patient row keeping that prefix
+    (:func:`id_prefix`, ``patient.resource_prefix``; migration 0011): a read by id finds
+    the patient, so its timepoints' resources are kept in their result rows
+    (``timepoint_codec``), not as ~22 rows of the resource index each (issue 7)."""
 
 
 # Names one of a patient's timepoint resources (:func:`namer`) from its parts.
@@ -79,8 +84,17 @@ def namer(patient: PatientIdentity, scheme: IdScheme) -> Namer:
     """The ids of *patient*'s timepoint resources under *scheme*."""
     if scheme is IdScheme.NAMED:
         return lambda *parts: resource_id(patient, *parts)
-    prefix = patient_id(patient)[:13]  # 8 + 4 hex digits and their dash
-    return lambda *parts: prefix + resource_id(patient, *parts)[13:]
+    prefix = id_prefix(patient)
+    return lambda *parts: prefix + resource_id(patient, *parts)[ID_PREFIX_LENGTH:]
+
+
+ID_PREFIX_LENGTH: Final = 13  # 8 + 4 hex digits and their dash
+
+
+def id_prefix(patient: PatientIdentity) -> str:
+    """What every timepoint resource id of *patient* begins with, unless its scheme is
+    :data:`IdScheme.NAMED`: the beginning of its Patient id."""
+    return patient_id(patient)[:ID_PREFIX_LENGTH]
 
 
 def patient_id(patient: PatientIdentity) -> str:

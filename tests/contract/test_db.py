@@ -205,7 +205,7 @@ def test_migrate_twice_gives_the_schema_of_the_metadata(engine: Engine) -> None:
     with engine.connect() as connection:
         context = MigrationContext.configure(connection)
         assert compare_metadata(context, metadata) == []
-        assert context.get_current_revision() == head_revision() == "0010"
+        assert context.get_current_revision() == head_revision() == "0011"
 
 
 def test_ping(db: Engine) -> None:
@@ -530,8 +530,8 @@ def test_revision_0010_keeps_the_named_ids_of_the_patients_stored_before_it(
     engine: Engine,
 ) -> None:
     """A patient stored before revision 0010 keeps IdScheme.NAMED (its resources keep
-    their ids); one stored since gets PATIENT_PREFIXED, read back in a later transaction
-    too; a patient not stored has none."""
+    their ids); one stored since gets the scheme of new patients (PATIENT_INDEXED since
+    revision 0011), read back in a later transaction too; a patient not stored has none."""
     old, new = PatientIdentity("urn:x", "old"), PatientIdentity("urn:x", "new")
     migrate(engine, "0009")
     with engine.begin() as connection:
@@ -541,10 +541,10 @@ def test_revision_0010_keeps_the_named_ids_of_the_patients_stored_before_it(
     migrate(engine)
     with open_store(engine) as store:
         store.lock_patient(new)
-        assert store.id_scheme(new) is IdScheme.PATIENT_PREFIXED
+        assert store.id_scheme(new) is IdScheme.PATIENT_INDEXED
         assert store.id_scheme(old) is IdScheme.NAMED
     with open_store(engine) as store:
-        assert store.id_scheme(new) is IdScheme.PATIENT_PREFIXED
+        assert store.id_scheme(new) is IdScheme.PATIENT_INDEXED
         store.lock_patient(old)
         assert store.id_scheme(old) is IdScheme.NAMED
         with pytest.raises(NotFound):

@@ -24,11 +24,11 @@ from sqlalchemy.engine import Engine
 
 from bench.bodies import STOW_CONTENT_TYPE, stamp, stow_body, template
 from service.adapters import fhir_reader, lesion_codec, strict_json
+from service.adapters.db import StoredResource, open_store
 from service.adapters.db_schema import (
     audit_event,
     audit_patient,
     document,
-    fhir_resource,
     lesion,
     measurement,
     metadata,
@@ -187,14 +187,11 @@ def _counts(lesions: bytes | None) -> tuple[int, int]:
     return len(decoded), sum(len(found.measurements) for found in decoded)
 
 
-def diagnostic_reports(engine: Engine) -> int:
-    """DiagnosticReports in the FHIR index: one per assessed timepoint."""
-    with engine.connect() as connection:
-        query = sa.select(sa.func.count()).where(
-            fhir_resource.c.resource_type == "DiagnosticReport"
-        )
-        count: int = connection.execute(query).scalar_one()
-        return count
+def diagnostic_reports(engine: Engine) -> list[StoredResource]:
+    """The DiagnosticReports the FHIR face finds (a search of each type): one per
+    assessed timepoint, whether kept in its result row or as a row of the index."""
+    with open_store(engine) as store:
+        return store.search_resources("DiagnosticReport")
 
 
 def data_rows(engine: Engine) -> int:

@@ -209,7 +209,7 @@ def _assert_consistent(engine: Engine, database_url: str, ledger: Ledger) -> Non
     assert {uid: stored.get(uid) for uid in ledger.acked} == dict.fromkeys(ledger.acked, 1)
     assert set(stored.values()) == {1}  # no duplicate
     assert ingest.incomplete_documents(engine, ledger.sent) == []  # no partial report
-    assert ingest.diagnostic_reports(engine) == len(stored)  # each assessed in its commit
+    assert len(ingest.diagnostic_reports(engine)) == len(stored)  # each assessed in its commit
     assert ingest.orphans(engine) == 0
     if database_url.startswith("sqlite"):
         with engine.connect() as connection:
