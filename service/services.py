@@ -16,7 +16,7 @@ from typing import Any
 from service.adapters import fhir_index, fhir_writer, report_render
 from service.adapters.bounded_cache import BoundedCache
 from service.adapters.content_digest import digest
-from service.adapters.db import Store
+from service.adapters.db import Store, StoredResult
 from service.adapters.fhir_record import FhirRecord
 from service.domain.advisor import Recommendation, merge_settings, recommend
 from service.domain.checkpoint import SIZE_RULES, Checkpoint
@@ -418,23 +418,23 @@ def _timepoint(
     scheme = store.id_scheme(history.patient, tenant)
     resources = fhir_writer.timepoint_resources(history, assessments, day, notes, scheme)
     content = digest(fhir_writer.dumps({"resources": resources}))
-    stored = store.put_result(history.patient, day, content, tenant)
+    forms = report_render.presented_form(root_url, history.patient, day)
+    report = resources[0]
+
+    def records(result: StoredResult) -> list[tuple[FhirRecord, int | None]]:
+        """The resources as kept for *result*: its report stamped with its version."""
+        resources[0] = fhir_writer.stamp_report(report, result.version, result.issued, forms)
+        return [
+            (fhir_index.record(resource, history.patient), None if index else result.version)
+            for index, resource in enumerate(resources)
+        ]
+
+    store.put_resources([(record, None) for record in also_index], tenant)
+    stored = store.put_timepoint(history.patient, day, content, records, tenant)
     if stored.changed and changed is not None:
         changed.append((tenant, history.patient, day))
     if stored.changed and tally is not None:
         for assessment in assessments:
             overall = assessment.at(day).overall
             tally.verdicts.append((assessment.criterion, overall.value if overall else "baseline"))
-    forms = report_render.presented_form(root_url, history.patient, day)
-    resources[0] = fhir_writer.stamp_report(resources[0], stored.version, stored.issued, forms)
-    store.put_resources([(record, None) for record in also_index], tenant)
-    store.put_timepoint(
-        history.patient,
-        day,
-        [
-            (fhir_index.record(resource, history.patient), None if index else stored.version)
-            for index, resource in enumerate(resources)
-        ],
-        tenant,
-    )
     return resources

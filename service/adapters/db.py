@@ -59,7 +59,7 @@ from service.adapters.bounded_cache import BoundedCache
 from service.adapters.db_schema import DEFAULT_TENANT
 from service.adapters.fhir_record import FhirRecord
 from service.adapters.fhir_writer import IdScheme
-from service.adapters.prepared import Prepared, savepoint
+from service.adapters.prepared import Prepared
 from service.domain.checkpoint import Checkpoint
 from service.domain.errors import Conflict, IdentityConflict, NotFound, Unavailable
 from service.domain.model import (
@@ -334,16 +334,6 @@ class StoredResult:
 
 
 @dataclass(frozen=True, slots=True)
-class _ResultRow:
-    """What a transaction knows of a timepoint's result row it put: its id, its
-    resources column and whether the transaction inserted it."""
-
-    row_id: int
-    resources: bytes | None
-    inserted: bool
-
-
-@dataclass(frozen=True, slots=True)
 class StoredHistory:
     """What :meth:`Store.history` reads of a patient: the checkpoint of its last
     assessment with the reports stored after it (every one it was not made from), or,
@@ -450,12 +440,11 @@ class Store:
 
     A store serves one unit of work (a transaction, or a savepoint of one: writer.py)
     and is dropped with it. It remembers the ids of the patients it found or inserted,
-    which hold meanwhile: patients are never deleted, and a savepoint of its own that
-    rolls back (one around each report it adds: all of it or none) forgets the ids
-    learnt inside it; so does what it knows of the checkpoint of a patient it holds
-    (locked or inserted: :meth:`lock_patient` reads it with the lock). An insert that
-    a concurrent transaction's row refuses is skipped (ON CONFLICT DO NOTHING), not an
-    error, so single statements need no savepoint.
+    which hold meanwhile (patients are never deleted; a statement that fails writes
+    nothing, and the unit of work rolls back as a whole), and the checkpoint of a
+    patient it holds (locked or inserted: :meth:`lock_patient` reads it with the lock).
+    An insert that a concurrent transaction's row refuses is skipped (ON CONFLICT DO
+    NOTHING), not an error, so single statements need no savepoint.
     """
 
     def __init__(self, connection: Connection) -> None:
@@ -469,8 +458,8 @@ class Store:
         self._held_checkpoints: dict[tuple[str, PatientIdentity], bytes | None] = {}
         # The id scheme of each patient locked or inserted in this transaction.
         self._id_schemes: dict[tuple[str, PatientIdentity], IdScheme] = {}
-        # The result row of each timepoint put in this transaction (put_result).
-        self._results: dict[tuple[str, PatientIdentity, date], _ResultRow] = {}
+        # The patients this transaction inserted.
+        self._inserted: set[tuple[str, PatientIdentity]] = set()
 
     def ping(self) -> None:
         """Fail unless the database answers."""
@@ -506,8 +495,7 @@ class Store:
                 raise IdentityConflict(  # (reliability.md section 4, "identity conflict")
                     f"study {report.study_uid} is already stored under another patient"
                 )
-            with self._savepoint():  # the whole report, or none of it
-                inserted = self._insert_report(report, digest, tenant, dicom_context)
+            inserted = self._insert_report(report, digest, tenant, dicom_context)
             if inserted:
                 return True
             # A concurrent transaction stored the document first, and has committed.
@@ -690,80 +678,64 @@ class Store:
         ).all()
         return [PatientIdentity(row.system, row.value) for row in rows]
 
-    def put_result(
-        self,
-        patient: PatientIdentity,
-        day: date,
-        digest: str,
-        tenant: str = DEFAULT_TENANT,
-    ) -> StoredResult:
-        """The version of the output for *patient* on *day*, whose content has *digest*: 1
-        when new, bumped when the digest changed. The output itself is its resources in
-        the FHIR index (:meth:`put_resources`).
-
-        The row is inserted first (ON CONFLICT DO NOTHING) and read, locked, only when it
-        was there: a new timepoint, each report's usual case, takes one statement."""
-        patient_id = self._patient_id(patient, tenant)
-        if patient_id is None:
-            raise NotFound("no such patient")
-        inserted = self._insert_result(patient_id, day, digest)
-        if inserted is not None:
-            self._results[tenant, patient, day] = _ResultRow(inserted[1], None, inserted=True)
-            return inserted[0]
-        current = self._locked_result(patient_id, day)
-        assert current is not None  # stored before, by this transaction or a committed one
-        self._results[tenant, patient, day] = _ResultRow(
-            current.id, current.resources, inserted=False
-        )
-        if current.digest == digest:
-            return StoredResult(current.version, current.issued, changed=False)
-        updated = StoredResult(current.version + 1, _now(), changed=True)
-        _UPDATE_RESULT.run(
-            self._connection,
-            {
-                "row_id": current.id,
-                "version": updated.version,
-                "issued": updated.issued,
-                "digest": digest,
-            },
-        )
-        return updated
-
     def put_timepoint(
         self,
         patient: PatientIdentity,
         day: date,
-        records: Sequence[tuple[FhirRecord, int | None]],
+        digest: str,
+        resources: Callable[[StoredResult], Sequence[tuple[FhirRecord, int | None]]],
         tenant: str = DEFAULT_TENANT,
-    ) -> None:
-        """Keep the generated resources of *patient*'s timepoint *day*, whose result this
-        transaction put (:meth:`put_result`), each with its wanted version as
+    ) -> StoredResult:
+        """Keep the output of *patient*'s timepoint *day*: its result, whose content has
+        *digest* (version 1 when new, bumped when the digest changed), and the FHIR
+        resources *resources* gives for that result, each with its wanted version as
         :meth:`put_resources` takes them, and versioned as it does.
 
         A patient of :attr:`IdScheme.PATIENT_INDEXED` has them in the result row
-        (:mod:`.timepoint_codec`: one UPDATE, instead of ~22 rows of the resource index
-        and their index entries); the patients stored before revision 0011 keep them as
-        rows of the resource index (:meth:`put_resources`)."""
-        result = self._results[tenant, patient, day]
-        if result.resources is None and (
-            not result.inserted or self.id_scheme(patient, tenant) is not IdScheme.PATIENT_INDEXED
-        ):
-            self.put_resources(records, tenant)
-            return
-        stored = [] if result.resources is None else timepoint_codec.decode(result.resources)
-        items, changed = timepoint_codec.merged(stored, records, day, _now())
-        if result.resources is not None and not any(changed):
-            return
-        column = timepoint_codec.encode(items)
-        _UPDATE_RESULT_RESOURCES.run(
-            self._connection,
-            {
-                "row_id": result.row_id,
-                "resources": column,
-                "resource_ids": timepoint_codec.resource_ids(items),
-            },
-        )
-        self._results[tenant, patient, day] = _ResultRow(result.row_id, column, result.inserted)
+        (:mod:`.timepoint_codec`), so a new timepoint, each report's usual case, is one
+        INSERT (ON CONFLICT DO NOTHING), instead of ~22 rows of the resource index and
+        their index entries (issue 7); the row is read, locked, only when it was there.
+        The patients stored before revision 0011 keep them as rows of the resource index
+        (:meth:`put_resources`)."""
+        patient_id = self._patient_id(patient, tenant)
+        if patient_id is None:
+            raise NotFound("no such patient")
+        kept = self.id_scheme(patient, tenant) is IdScheme.PATIENT_INDEXED
+        new = StoredResult(1, _now(), changed=True)
+        row = {
+            "patient_id": patient_id,
+            "imaging_date": day,
+            "version": new.version,
+            "digest": digest,
+            "issued": new.issued,
+            **_kept_columns([] if not kept else resources(new), [], day, new.issued, kept),
+        }
+        if _INSERT_RESULT[self._dialect].first(self._connection, row) is not None:
+            if not kept:
+                self.put_resources(resources(new), tenant)
+            return new
+        current = self._locked_result(patient_id, day)
+        assert current is not None  # stored before, by this transaction or a committed one
+        stored = StoredResult(current.version, current.issued, changed=False)
+        if current.digest != digest:
+            stored = StoredResult(current.version + 1, _now(), changed=True)
+            _UPDATE_RESULT.run(
+                self._connection,
+                {
+                    "row_id": current.id,
+                    "version": stored.version,
+                    "issued": stored.issued,
+                    "digest": digest,
+                },
+            )
+        if current.resources is None:  # stored before revision 0011: rows of the index
+            self.put_resources(resources(stored), tenant)
+            return stored
+        before = timepoint_codec.decode(bytes(current.resources))
+        columns = _kept_columns(resources(stored), before, day, _now(), kept=True)
+        if columns:
+            _UPDATE_RESULT_RESOURCES.run(self._connection, {"row_id": current.id, **columns})
+        return stored
 
     def put_resource(
         self, record: FhirRecord, version: int | None = None, tenant: str = DEFAULT_TENANT
@@ -797,7 +769,16 @@ class Store:
         if len(set(keys)) != len(keys):
             return [self._put_one(record, version, tenant) for record, version in records]
         if self._dialect == "sqlite":  # one writer at a time: what is not stored is missing
-            current = self._locked_resources(keys, tenant)
+            # A patient inserted by this transaction has no Patient resource yet (its row
+            # would name the patient): a new patient's needs no SELECT (issue 7).
+            current = self._locked_resources(
+                [
+                    key
+                    for (record, _), key in zip(records, keys, strict=True)
+                    if key[0] != "Patient" or (tenant, record.patient) not in self._inserted
+                ],
+                tenant,
+            )
             missing = [
                 (record, version) for record, version in records if _key(record) not in current
             ]
@@ -1065,23 +1046,10 @@ class Store:
                 raise Unavailable("the patient is being stored; try again")
             return found
         self._patient_ids[tenant, patient] = inserted
+        self._inserted.add((tenant, patient))
         self._held_checkpoints[tenant, patient] = None  # a new row: none yet
         self._id_schemes[tenant, patient] = NEW_PATIENTS_ID_SCHEME
         return inserted
-
-    @contextmanager
-    def _savepoint(self) -> Iterator[None]:
-        """A savepoint; rolled back, it also forgets the patient ids and checkpoints learnt
-        inside it."""
-        known, held = dict(self._patient_ids), dict(self._held_checkpoints)
-        schemes = dict(self._id_schemes)
-        try:
-            with savepoint(self._connection):
-                yield
-        except BaseException:
-            self._patient_ids, self._held_checkpoints = known, held
-            self._id_schemes = schemes
-            raise
 
     def _insert_report(
         self,
@@ -1093,10 +1061,15 @@ class Store:
         """Insert the document, its lesions in its ``lesions`` column (the lesion and
         measurement tables hold those of documents stored before that column: db_schema);
         False, inserting nothing, when a document of its uid is stored (a concurrent
-        transaction inserted it first)."""
+        transaction inserted it first).
+
+        One INSERT, so all of the report or none of it, with no savepoint: a report its
+        encoding refuses (ValueError) is refused before anything is written, its new
+        patient included."""
+        lesions = lesion_codec.encode(report.lesions)
         patient_id = self._ensure_patient(report.patient, tenant)
         document_row = _document_row(report, digest, tenant, patient_id)
-        document_row["lesions"] = lesion_codec.encode(report.lesions)
+        document_row["lesions"] = lesions
         if dicom_context is not None:  # else SQL NULL: JSON would store None as 'null'
             document_row["dicom_context"] = dicom_context
         document_id: int | None = _INSERT_DOCUMENT[self._dialect].scalar(
@@ -1122,22 +1095,6 @@ class Store:
         slot = {"patient_id": patient_id, "day": day}
         found: AnyRow | None = _LOCK_RESULT.first(self._connection, slot)
         return found
-
-    def _insert_result(
-        self, patient_id: int, day: date, digest: str
-    ) -> tuple[StoredResult, int] | None:
-        """Insert version 1, returned with the row's id; None, inserting nothing, if the
-        row is stored already."""
-        stored = StoredResult(1, _now(), changed=True)
-        row = {
-            "patient_id": patient_id,
-            "imaging_date": day,
-            "version": stored.version,
-            "digest": digest,
-            "issued": stored.issued,
-        }
-        inserted = _INSERT_RESULT[self._dialect].first(self._connection, row)
-        return None if inserted is None else (stored, inserted.id)
 
 
 def _now() -> datetime:
@@ -1252,6 +1209,27 @@ SearchOrder = tuple[bool, date, int, int, int]
 
 def _search_order(day: date | None, source: int, row_id: int, position: int = 0) -> SearchOrder:
     return (day is None, day or date.min, source, row_id, position)
+
+
+def _kept_columns(
+    records: Sequence[tuple[FhirRecord, int | None]],
+    before: Sequence[timepoint_codec.Item],
+    day: date,
+    now: datetime,
+    kept: bool,
+) -> dict[str, Any]:
+    """The ``resources`` and ``resource_ids`` of a result row keeping *records* over the
+    items *before* (:func:`timepoint_codec.merged`): NULL when not *kept* (rows of the
+    index), nothing when the items are those before."""
+    if not kept:
+        return {"resources": None, "resource_ids": None}
+    items, changed = timepoint_codec.merged(before, records, day, now)
+    if before and not any(changed):
+        return {}
+    return {
+        "resources": timepoint_codec.encode(items),
+        "resource_ids": timepoint_codec.resource_ids(items),
+    }
 
 
 def _kept_resource(item: timepoint_codec.Item) -> StoredResource:

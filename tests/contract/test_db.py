@@ -341,10 +341,14 @@ def test_a_study_stored_under_another_patient_is_an_identity_conflict(db: Engine
     assert add(db, no_study, "d4")
 
 
+def _no_resources(_result: StoredResult) -> list[tuple[FhirRecord, int | None]]:
+    return []
+
+
 def test_an_exception_inside_open_store_rolls_everything_back(db: Engine) -> None:
     with pytest.raises(RuntimeError, match="boom"), open_store(db) as store:
         store.add_report(rich_report(), "d1")
-        store.put_result(PATIENT, BASELINE, "r1")
+        store.put_timepoint(PATIENT, BASELINE, "r1", _no_resources)
         raise RuntimeError("boom")
     assert set(row_counts(db).values()) == {0}
 
@@ -362,17 +366,17 @@ def test_tenants_are_stored_independently(db: Engine) -> None:
         stored_reports(db, "c")
 
 
-def test_put_result_versions_on_a_new_digest_only(db: Engine) -> None:
+def test_put_timepoint_versions_on_a_new_digest_only(db: Engine) -> None:
     add(db, rich_report(), "d1")
     with open_store(db) as store:
-        first = store.put_result(PATIENT, BASELINE, "r1")
+        first = store.put_timepoint(PATIENT, BASELINE, "r1", _no_resources)
     with open_store(db) as store:
-        again = store.put_result(PATIENT, BASELINE, "r1")
+        again = store.put_timepoint(PATIENT, BASELINE, "r1", _no_resources)
     with open_store(db) as store:
-        second = store.put_result(PATIENT, BASELINE, "r2")
+        second = store.put_timepoint(PATIENT, BASELINE, "r2", _no_resources)
     with open_store(db) as store:
-        kept = store.put_result(PATIENT, BASELINE, "r2")
-        other_day = store.put_result(PATIENT, BASELINE + timedelta(days=1), "r2")
+        kept = store.put_timepoint(PATIENT, BASELINE, "r2", _no_resources)
+        other_day = store.put_timepoint(PATIENT, BASELINE + timedelta(days=1), "r2", _no_resources)
     assert (first.version, first.changed) == (1, True)
     assert first.issued.utcoffset() == timedelta(0)
     assert again == StoredResult(1, first.issued, changed=False)
@@ -385,7 +389,7 @@ def test_put_result_versions_on_a_new_digest_only(db: Engine) -> None:
 
 def test_results_of_unknown_patients_are_not_found(db: Engine) -> None:
     with pytest.raises(NotFound), open_store(db) as store:
-        store.put_result(PATIENT, BASELINE, "r1")
+        store.put_timepoint(PATIENT, BASELINE, "r1", _no_resources)
     assert row_counts(db)["timepoint_result"] == 0
 
 
@@ -397,17 +401,20 @@ def test_non_finite_numbers_are_refused_by_the_database(db: Engine) -> None:
         connection.execute(sa.insert(measurement), {**row, "value": Decimal("NaN")})
 
 
-def test_a_patient_inserted_with_a_refused_report_is_inserted_again(db: Engine) -> None:
+def test_a_report_its_encoding_refuses_writes_nothing_not_even_its_new_patient(
+    db: Engine,
+) -> None:
     nan = Measurement(MeasurementKind.LONG_AXIS, Decimal("1"))
     object.__setattr__(nan, "value", Decimal("NaN"))  # past the domain's own check
     refused = replace(
         rich_report(), lesions=(replace(rich_report().lesions[0], measurements=(nan,)),)
     )
+    with open_store(db) as store, pytest.raises(ValueError, match="not stored"):
+        store.add_report(refused, "d1")
+    assert set(row_counts(db).values()) == {0}  # committed, and nothing in it
     with open_store(db) as store:
-        with pytest.raises(ValueError, match="not stored"):  # its savepoint takes the new
-            store.add_report(refused, "d1")  # patient row along
         assert store.add_report(plain_report(), "d2")
-        store.put_result(PATIENT, plain_report().date, "r1")
+        store.put_timepoint(PATIENT, plain_report().date, "r1", _no_resources)
     assert stored_reports(db) == [plain_report()]
     assert row_counts(db)["patient"] == 1
 

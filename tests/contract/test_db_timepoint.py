@@ -6,7 +6,8 @@ revision 0011, whose resources stay rows of the resource index."""
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -15,13 +16,14 @@ from sqlalchemy.engine import Engine
 
 from service import services
 from service.adapters import fhir_index, timepoint_codec
-from service.adapters.db import create_engine, migrate, open_store
+from service.adapters.db import StoredResult, create_engine, migrate, open_store
 from service.adapters.db_schema import fhir_resource, timepoint_result
 from service.adapters.fhir_record import FhirRecord
 from service.adapters.fhir_writer import IdScheme, namer
 from service.domain.errors import NotFound
 from service.domain.model import AssessmentParameters, PatientIdentity
 from tests.builders import lesion, report
+from tests.databases import statements_run
 
 PATIENT = PatientIdentity("urn:x", "P-1")
 DAY = date(2024, 1, 15)
@@ -34,23 +36,31 @@ def _ids(patient: PatientIdentity = PATIENT, day: date = DAY) -> dict[str, str]:
 
 
 def _records(
-    day: date = DAY, size: bytes = b'{"v":1}', patient: PatientIdentity = PATIENT
+    day: date = DAY, size: bytes = b'{"v":1}', patient: PatientIdentity = PATIENT, version: int = 1
 ) -> list[tuple[FhirRecord, int | None]]:
-    """A timepoint's report (wanted at version 1), a dated Observation and an undated
-    BodyStructure, as services._timepoint gives them."""
+    """A timepoint's report (wanted at its result's *version*), a dated Observation and an
+    undated BodyStructure, as services._timepoint gives them."""
     ids = _ids(patient, day)
     return [
-        (FhirRecord("DiagnosticReport", ids["report"], b'{"r":1}', patient, None, day), 1),
+        (FhirRecord("DiagnosticReport", ids["report"], b'{"r":1}', patient, None, day), version),
         (FhirRecord("Observation", ids["size"], size, patient, None, day), None),
         (FhirRecord("BodyStructure", ids["lesion"], b'{"b":1}', patient, None, None), None),
     ]
 
 
-def _put(engine: Engine, records: Sequence[tuple[FhirRecord, int | None]], day: date = DAY):
+def _put(
+    engine: Engine,
+    day: date = DAY,
+    size: bytes = b'{"v":1}',
+    patient: PatientIdentity = PATIENT,
+    digest: str = "digest",
+) -> StoredResult:
+    """Store.put_timepoint of :func:`_records` for the result it puts."""
     with open_store(engine) as store:
-        store.lock_patient(records[0][0].patient or PATIENT)
-        store.put_result(records[0][0].patient or PATIENT, day, "digest")
-        store.put_timepoint(records[0][0].patient or PATIENT, day, records)
+        store.lock_patient(patient)
+        return store.put_timepoint(
+            patient, day, digest, lambda result: _records(day, size, patient, result.version)
+        )
 
 
 def _index_rows(engine: Engine) -> int:
@@ -105,8 +115,7 @@ def test_versions_follow_the_bodies_and_the_wanted_version() -> None:
     later = NOW + timedelta(days=1)
     again, changed = timepoint_codec.merged(first, _records(), DAY, later)
     assert (again, changed) == (first, [False, False, False])
-    records = _records(size=b'{"v":2}')
-    records[0] = (records[0][0], 2)
+    records = _records(size=b'{"v":2}', version=2)
     bumped, changed = timepoint_codec.merged(first, records[:2], DAY, later)
     assert changed == [True, True]
     assert [(i.resource_type, i.version) for i in bumped] == [
@@ -128,7 +137,8 @@ def test_a_resource_dated_other_than_its_timepoint_is_refused() -> None:
 def test_a_new_patients_timepoint_is_one_row_read_by_id_and_versioned(
     migrated_engine: Engine,
 ) -> None:
-    _put(migrated_engine, _records())
+    first = _put(migrated_engine)
+    assert (first.version, first.changed) == (1, True)
     assert _index_rows(migrated_engine) == 0
     ids = _ids()
     with open_store(migrated_engine) as store:
@@ -144,10 +154,11 @@ def test_a_new_patients_timepoint_is_one_row_read_by_id_and_versioned(
                 store.resource(kind, resource_id)
         with pytest.raises(NotFound):
             store.resource("Observation", ids["size"], tenant="other")
-    # Assessed again: the report follows its result's version, a changed body is bumped.
-    records = _records(size=b'{"v":2}')
-    records[0] = (records[0][0], 2)
-    _put(migrated_engine, records)
+    # Delivered again: nothing changes. Assessed again with another content: the report
+    # follows its result's version, a changed body is bumped, an unchanged one kept.
+    assert _put(migrated_engine) == replace(first, changed=False)
+    second = _put(migrated_engine, size=b'{"v":2}', digest="digest-2")
+    assert (second.version, second.changed) == (2, True)
     with open_store(migrated_engine) as store:
         versions = {
             kind: store.resource(kind, ids[name]).version
@@ -165,10 +176,10 @@ def test_searches_find_kept_resources_beside_the_index_rows(migrated_engine: Eng
     """By patient and date bounds (an undated BodyStructure only without bounds), dated
     ones by date, a received Observation's row before those generated on its date."""
     later = DAY + timedelta(weeks=8)
-    _put(migrated_engine, _records())
-    _put(migrated_engine, _records(later), later)
+    _put(migrated_engine)
+    _put(migrated_engine, later)
     other = PatientIdentity("urn:x", "P-2")
-    _put(migrated_engine, _records(patient=other))
+    _put(migrated_engine, patient=other)
     received = FhirRecord("Observation", "received-1", b"{}", PATIENT, "urn:x|r", later)
     with open_store(migrated_engine) as store:
         store.put_resource(received)
@@ -219,6 +230,27 @@ def test_an_ingest_keeps_a_timepoint_in_its_result_row_and_the_fhir_face_reads_i
             assert found.body == fhir_index.record(resource, sr.patient).body
 
 
+def test_a_new_patients_timepoint_takes_one_statement_and_its_patient_no_select(
+    migrated_engine: Engine,
+) -> None:
+    """Its result row is inserted with its resources; the Patient resource of a patient
+    the transaction inserted is inserted without a SELECT of the index (issue 7)."""
+    sr = report("2024-01-15", lesion("T1", 30))
+    with statements_run(migrated_engine) as seen, open_store(migrated_engine) as store:
+        services.assess_reports(
+            store,
+            [services.Inbound(sr, "d")],
+            [],
+            AssessmentParameters(),
+            "http://x",
+            tenant="default",
+        )
+    assert [s.split(" (")[0] for s in seen if "timepoint_result" in s] == [
+        "INSERT INTO timepoint_result"
+    ]
+    assert not [s for s in seen if s.startswith("SELECT") and "FROM fhir_resource" in s]
+
+
 def test_a_patient_stored_before_revision_0011_keeps_its_resources_as_rows(
     engine: Engine,
 ) -> None:
@@ -235,7 +267,7 @@ def test_a_patient_stored_before_revision_0011_keeps_its_resources_as_rows(
     migrate(engine)
     with open_store(engine) as store:
         assert store.id_scheme(old) is IdScheme.PATIENT_PREFIXED
-    _put(engine, _records(patient=old))
+    _put(engine, patient=old)
     assert _index_rows(engine) == 3
     with engine.connect() as connection:
         assert connection.execute(sa.select(timepoint_result.c.resources)).scalar() is None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any, cast
 
@@ -50,9 +50,6 @@ class RecordingStore:
     def id_scheme(self, patient: PatientIdentity, tenant: str) -> IdScheme:
         return IdScheme.PATIENT_INDEXED
 
-    def put_result(self, *_: Any) -> StoredResult:
-        return StoredResult(1, datetime(2024, 6, 1, tzinfo=UTC), changed=True)
-
     def put_resources(
         self, records: Sequence[tuple[FhirRecord, int | None]], tenant: str
     ) -> list[Any]:
@@ -64,10 +61,13 @@ class RecordingStore:
         self,
         patient: PatientIdentity,
         day: date,
-        records: Sequence[tuple[FhirRecord, int | None]],
+        digest: str,
+        resources: Callable[[StoredResult], Sequence[tuple[FhirRecord, int | None]]],
         tenant: str,
-    ) -> None:
-        self.put_resources(records, tenant)
+    ) -> StoredResult:
+        stored = StoredResult(1, datetime(2024, 6, 1, tzinfo=UTC), changed=True)
+        self.put_resources(resources(stored), tenant)
+        return stored
 
 
 def test_a_retried_attempt_forgets_what_the_rolled_back_one_noted_and_keeps_earlier_counts():
