@@ -123,14 +123,20 @@ def assess_reports(
         days_by_patient.setdefault(item.report.patient, set()).add(item.report.date)
     dated: list[tuple[date, list[fhir_writer.Resource]]] = []
     for patient, days in days_by_patient.items():
-        history, advice, assessments = _assess_ingested(
+        history, advice, assessments, assessed_before = _assess_ingested(
             store, patient, days, criteria, params, setting, tenant
         )
         # Timepoints stored before this earlier one arrived were assessed without it: the
         # result must not depend on the order of arrival (a serial replay's result).
         later = sorted({tp.date for tp in history.timepoints if tp.date > min(days)} - days)
-        # The patient's own resource is indexed with the first timepoint's.
-        patient_record = fhir_index.record(fhir_index.patient_resource(patient), patient)
+        # The patient's own resource is indexed with the first timepoint's, at its first
+        # assessment: a patient with a checkpoint has been assessed, and indexed, before
+        # (issue 7: a SELECT of the index a follow-up).
+        patient_records = (
+            ()
+            if assessed_before
+            else (fhir_index.record(fhir_index.patient_resource(patient), patient),)
+        )
         for position, day in enumerate([*later, *sorted(days)]):
             resources = _timepoint(
                 store,
@@ -142,7 +148,7 @@ def assess_reports(
                 root_url,
                 changed,
                 tally if day in days else None,
-                also_index=() if position else (patient_record,),
+                also_index=() if position else patient_records,
             )
             if day in days:
                 dated.append((day, resources))
@@ -296,11 +302,12 @@ def _assess_ingested(
     params: AssessmentParameters,
     setting: ClinicalSetting | None,
     tenant: str,
-) -> tuple[History, tuple[Recommendation, ...], list[Assessment]]:
+) -> tuple[History, tuple[Recommendation, ...], list[Assessment], bool]:
     """:func:`_assess` of a patient whose reports of *days* were just stored: resumed
     from the checkpoint of the patient's last assessment when every report it was not
     made from is dated after it, else from all the reports (issue 7, history growth).
-    The new checkpoint is stored either way.
+    The new checkpoint is stored either way; the last value says whether one was read
+    (the patient was assessed before).
 
     A resumed history holds the baseline and the new timepoints only; the rest of what
     is assessed (lesions, roles, warnings, setting, each criterion's responses) equals
@@ -318,7 +325,8 @@ def _assess_ingested(
         history, settled, advice, folded = resumed
     folds = {assessment.criterion: fold for assessment, fold in folded if fold is not None}
     store.save_checkpoint(patient, Checkpoint(settled, folds), stored.documents, tenant)
-    return history, advice, [assessment for assessment, _fold in folded]
+    assessed = [assessment for assessment, _fold in folded]
+    return history, advice, assessed, stored.checkpoint is not None
 
 
 def _resume(

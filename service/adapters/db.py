@@ -458,8 +458,9 @@ class Store:
         self._held_checkpoints: dict[tuple[str, PatientIdentity], bytes | None] = {}
         # The id scheme of each patient locked or inserted in this transaction.
         self._id_schemes: dict[tuple[str, PatientIdentity], IdScheme] = {}
-        # The patients this transaction inserted.
+        # The patients this transaction inserted, and the documents (id, report) it added.
         self._inserted: set[tuple[str, PatientIdentity]] = set()
+        self._added: dict[tuple[str, PatientIdentity], list[tuple[int, TimepointReport]]] = {}
 
     def ping(self) -> None:
         """Fail unless the database answers."""
@@ -541,8 +542,16 @@ class Store:
         """The patient's checkpoint and the reports stored after it (:class:`StoredHistory`).
 
         A checkpoint holds while every document it was made from is stored (documents
-        are never removed: always, unless the database was edited by hand).
+        are never removed: always, unless the database was edited by hand). A patient
+        this transaction inserted, without a checkpoint yet, has the documents it added:
+        no SELECT (issue 7).
         """
+        key = (tenant, patient)
+        added = self._added.get(key)
+        if added and key in self._inserted and self._held_checkpoints.get(key) is None:
+            audit.note_patient(patient)
+            ids = tuple(document_id for document_id, _report in added)
+            return StoredHistory(None, [report for _id, report in added], ids)
         documents = self._documents(patient, tenant)
         ids = tuple(row.id for row in documents)
         stored = self._checkpoint(patient, tenant)
@@ -1077,6 +1086,7 @@ class Store:
         )
         if document_id is None:
             return False
+        self._added.setdefault((tenant, report.patient), []).append((document_id, report))
         # What the row decodes to is *report* (lesion_codec is exact): a history read
         # later in this process (this request's assessment) does not decode it again.
         # If this transaction rolls back, the key names a row that is never read.

@@ -21,7 +21,7 @@ from service.adapters.db_schema import fhir_resource, timepoint_result
 from service.adapters.fhir_record import FhirRecord
 from service.adapters.fhir_writer import IdScheme, namer
 from service.domain.errors import NotFound
-from service.domain.model import AssessmentParameters, PatientIdentity
+from service.domain.model import AssessmentParameters, PatientIdentity, TimepointReport
 from tests.builders import lesion, report
 from tests.databases import statements_run
 
@@ -230,25 +230,34 @@ def test_an_ingest_keeps_a_timepoint_in_its_result_row_and_the_fhir_face_reads_i
             assert found.body == fhir_index.record(resource, sr.patient).body
 
 
-def test_a_new_patients_timepoint_takes_one_statement_and_its_patient_no_select(
+def _assess(engine: Engine, *reports: TimepointReport) -> list[str]:
+    """The statements of services.assess_reports of *reports*, each its own document."""
+    inbound = [services.Inbound(found, found.source.uid) for found in reports]
+    with statements_run(engine) as seen, open_store(engine) as store:
+        services.assess_reports(
+            store, inbound, [], AssessmentParameters(), "http://x", tenant="default"
+        )
+    return seen
+
+
+def test_a_new_patients_sr_needs_no_select_of_what_its_transaction_wrote(
     migrated_engine: Engine,
 ) -> None:
-    """Its result row is inserted with its resources; the Patient resource of a patient
-    the transaction inserted is inserted without a SELECT of the index (issue 7)."""
-    sr = report("2024-01-15", lesion("T1", 30))
-    with statements_run(migrated_engine) as seen, open_store(migrated_engine) as store:
-        services.assess_reports(
-            store,
-            [services.Inbound(sr, "d")],
-            [],
-            AssessmentParameters(),
-            "http://x",
-            tenant="default",
-        )
+    """Its result row is inserted with its resources; its history is the documents the
+    transaction added; its Patient resource is inserted without a SELECT of the index;
+    at its next timepoint the Patient resource, indexed, is not written again (issue 7)."""
+    seen = _assess(migrated_engine, report("2024-01-15", lesion("T1", 30)))
     assert [s.split(" (")[0] for s in seen if "timepoint_result" in s] == [
         "INSERT INTO timepoint_result"
     ]
     assert not [s for s in seen if s.startswith("SELECT") and "FROM fhir_resource" in s]
+    assert not [s for s in seen if s.startswith("SELECT document.id")]
+    follow_up = _assess(migrated_engine, report("2024-03-15", lesion("T1", 20)))
+    assert [s for s in follow_up if s.startswith("SELECT document.id")]  # a stored history
+    assert not [s for s in follow_up if "fhir_resource" in s]
+    with open_store(migrated_engine) as store:
+        assert len(store.search_resources("Patient")) == 1
+        assert len(store.search_resources("DiagnosticReport")) == 2
 
 
 def test_a_patient_stored_before_revision_0011_keeps_its_resources_as_rows(
