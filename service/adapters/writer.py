@@ -9,13 +9,18 @@ nor answer the last one.
 takes it) in a thread of its own and lets the caller ``await`` the result:
 
 * **SQLite** has one writer at a time, so one thread serves every unit of work. The
-  units queued while a transaction commits are run together in the next one, each in a
-  ``SAVEPOINT`` of its own (group commit): one fsync for several requests, and each
-  result is returned only once the transaction holding it has committed, so an
-  acknowledged write is never lost (reliability.md section 3). A unit that raises rolls
-  back to its savepoint alone and gets its exception; a database that fails (transient
-  errors, a failed ``COMMIT``) fails every unit of the transaction with
-  :class:`~service.domain.errors.Unavailable`, nothing of them stored.
+  units queued while a transaction commits are run together in the next one (group
+  commit): one fsync for several requests, and each result is returned only once the
+  transaction holding it has committed, so an acknowledged write is never lost
+  (reliability.md section 3). A unit that raises fails alone: the transaction is
+  rolled back and its units run again, each in a ``SAVEPOINT`` of its own, the one
+  that raises rolled back to its savepoint and given its exception. Units seldom
+  raise (input is refused before its unit), so they first run without savepoints,
+  two statements fewer each (issue 7); a unit may run twice, as
+  :func:`.db.transaction`'s retries run it (``services.fresh_attempt``). A database
+  that fails (transient errors, a failed ``COMMIT``) fails every unit of the
+  transaction with :class:`~service.domain.errors.Unavailable`, nothing of them
+  stored.
 * **PostgreSQL** takes concurrent writers: a few threads each run
   :func:`.db.transaction` (its retries included) for one unit of work.
 
@@ -150,15 +155,39 @@ def _alone(engine: Engine, unit: _Unit) -> None:
 
 
 def _together(engine: Engine, units: list[_Unit]) -> None:
+    """*units* in one transaction; then each future resolved. They run as they come
+    and, if one raises, again each in a savepoint (:func:`_in_savepoint`)."""
+    try:
+        with answering(), engine.begin() as connection:
+            for unit in units:
+                unit.context.run(_at_once, connection, unit)
+    except _UnitRaised:
+        _each_in_savepoint(engine, units)
+        return
+    except BaseException as error:  # the transaction is lost: so is every unit of it
+        _fail(units, error)
+        return
+    _resolve(units)
+
+
+def _each_in_savepoint(engine: Engine, units: list[_Unit]) -> None:
     """*units* in one transaction, each in a savepoint; then each future resolved."""
     try:
         with answering(), engine.begin() as connection:
             for unit in units:
                 unit.context.run(_in_savepoint, connection, unit)
     except BaseException as error:  # the transaction is lost: so is every unit of it
-        for unit in units:
-            unit.future.set_exception(error)
+        _fail(units, error)
         return
+    _resolve(units)
+
+
+def _fail(units: list[_Unit], error: BaseException) -> None:
+    for unit in units:
+        unit.future.set_exception(error)
+
+
+def _resolve(units: list[_Unit]) -> None:
     for unit in units:
         if unit.error is not None:
             unit.future.set_exception(unit.error)
@@ -168,17 +197,41 @@ def _together(engine: Engine, units: list[_Unit]) -> None:
         unit.future.set_result(unit.result)
 
 
+class _UnitRaised(Exception):
+    """A unit run without a savepoint raised: its transaction is rolled back."""
+
+
+def _at_once(connection: Connection, unit: _Unit) -> None:
+    """:func:`_run` with no savepoint; an error of the unit's own raises
+    :class:`_UnitRaised`, so that the units run again each in one."""
+    try:
+        _run(connection, unit)
+    except Exception as error:
+        if not _units_own(error):
+            raise
+        raise _UnitRaised from error
+
+
 def _in_savepoint(connection: Connection, unit: _Unit) -> None:
-    """Run *unit* and save its audit trail in a savepoint; an error that leaves the
-    transaction usable rolls back the savepoint and stays the unit's."""
-    trail = audit.current()
+    """:func:`_run` in a savepoint; an error of the unit's own rolls back the savepoint
+    and stays the unit's."""
     try:
         with savepoint(connection):
-            unit.result = unit.work(Store(connection))
-            unit.committed = trail.save(connection) if trail is not None else None
-    except (PoolTimeout, DBAPIError) as error:
-        if transient(error):
-            raise  # the database cannot serve now: the whole transaction fails
-        unit.error = error
+            _run(connection, unit)
     except Exception as error:
+        if not _units_own(error):
+            raise
         unit.error = error
+
+
+def _run(connection: Connection, unit: _Unit) -> None:
+    """Run *unit* and save its audit trail."""
+    trail = audit.current()
+    unit.result = unit.work(Store(connection))
+    unit.committed = trail.save(connection) if trail is not None else None
+
+
+def _units_own(error: Exception) -> bool:
+    """Whether *error* is the unit's own, the transaction still usable: not a database
+    that cannot serve now (then the whole transaction fails)."""
+    return not (isinstance(error, (PoolTimeout, DBAPIError)) and transient(error))

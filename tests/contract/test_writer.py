@@ -1,10 +1,12 @@
 """Store transactions off the event loop (service/adapters/writer.py) on a real database:
-SQLite commits the units queued meanwhile together, each in its savepoint; PostgreSQL
-runs them side by side. Every result is given only once its transaction committed."""
+SQLite commits the units queued meanwhile together (each in a savepoint once one of
+them raises); PostgreSQL runs them side by side. Every result is given only once its
+transaction committed."""
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -24,7 +26,7 @@ from service.adapters.writer import Writer
 from service.domain.errors import Conflict, Unavailable
 from service.domain.model import SourceDocument, TimepointReport
 from tests.contract.test_db import BASELINE, PATIENT, rich_report, row_counts
-from tests.databases import backend
+from tests.databases import backend, statements_run
 
 
 @pytest.fixture
@@ -101,6 +103,46 @@ def test_a_failing_unit_rolls_back_alone(writer: Writer, migrated_engine: Engine
     with db.open_store(migrated_engine) as store:
         uids = [report.source.uid for report in store.reports(PATIENT)]
     assert sorted(uids) == ["1.2.826.0.1.0", "1.2.826.0.1.1", "1.2.826.0.1.2"]
+
+
+@pytest.mark.sqlite_only("PostgreSQL runs each unit in a transaction of its own")
+def test_units_run_without_savepoints_and_again_in_them_when_one_raises(
+    writer: Writer, migrated_engine: Engine
+) -> None:
+    """A transaction of units that do not raise has no savepoint; one that raises rolls
+    back its transaction, whose units then run again each in a savepoint: those before
+    it twice, those after it once, each stored once."""
+    runs: collections.Counter[int] = collections.Counter()
+
+    def counted(n: int) -> Callable[[db.Store], int]:
+        def work(store: db.Store) -> int:
+            runs[n] += 1
+            return _storing(n)(store)
+
+        return work
+
+    def failing(store: db.Store) -> None:
+        raise Conflict("refused")
+
+    with statements_run(migrated_engine) as seen:
+        held, release = _held(writer, 1)
+        queued = [writer.submit(counted(2)), writer.submit(counted(3))]
+        release.set()
+        assert [future.result(30) for future in [held, *queued]] == [1, 2, 3]
+    assert len([statement for statement in seen if "INSERT INTO document" in statement]) == 3
+    assert not [statement for statement in seen if "SAVEPOINT" in statement]
+    held, release = _held(writer, 4)
+    group: list[Future[Any]] = [
+        writer.submit(counted(5)),
+        writer.submit(failing),
+        writer.submit(counted(6)),
+    ]
+    release.set()
+    assert [held.result(30), group[0].result(30), group[2].result(30)] == [4, 5, 6]
+    with pytest.raises(Conflict):
+        group[1].result(30)
+    assert runs == {2: 1, 3: 1, 5: 2, 6: 1}
+    assert _visible_documents(migrated_engine) == 6
 
 
 def test_a_result_is_given_only_after_its_commit(writer: Writer, migrated_engine: Engine) -> None:
