@@ -881,7 +881,7 @@ class Store:
         found = [
             (_search_order(row.effective_date, 0, row.id), _stored_resource(row)) for row in rows
         ]
-        if identifier is None:
+        if identifier is None and resource_type in timepoint_codec.KEPT_TYPES:
             found.extend(self._timepoint_resources(resource_type, patient, since, until, tenant))
         found.sort(key=lambda pair: pair[0])
         return [resource for _order, resource in found]
@@ -891,7 +891,8 @@ class Store:
     ) -> StoredResource | None:
         """The resource *resource_type*/*resource_id* kept in a timepoint's result row
         (:meth:`put_timepoint`), found through the patient whose prefix it begins with."""
-        if not _TIMEPOINT_RESOURCE_ID.fullmatch(resource_id):
+        kept = resource_type in timepoint_codec.KEPT_TYPES
+        if not kept or not _TIMEPOINT_RESOURCE_ID.fullmatch(resource_id):
             return None
         t, p = schema.timepoint_result, schema.patient
         sep = timepoint_codec.ID_SEPARATOR

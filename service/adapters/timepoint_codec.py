@@ -33,6 +33,9 @@ from service.adapters.fhir_record import FhirRecord
 
 LAYOUT: Final = 1
 ID_SEPARATOR: Final = " "  # between the ids of ``timepoint_result.resource_ids``
+# The types of a timepoint's generated resources (fhir_writer.timepoint_resources): the
+# only ones a read or search looks for in a result row.
+KEPT_TYPES: Final = frozenset({"DiagnosticReport", "Observation", "BodyStructure"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,14 +103,16 @@ def merged(
     bumped (1 when new), stamped *now*. Stored items no record names stay, after the
     records'. Returns the items and, per record, whether its item changed.
 
-    Raises ValueError for a record dated other than *day*: a timepoint's resources are
-    searched by its date."""
+    Raises ValueError for a record dated other than *day* (a timepoint's resources are
+    searched by its date) or of a type not in :data:`KEPT_TYPES`."""
     before = {item.key: item for item in stored}
     items: list[Item] = []
     changed: list[bool] = []
     for record, version in records:
         if record.effective_date not in (None, day):
             raise ValueError(f"a resource of the timepoint {day} dated {record.effective_date}")
+        if record.resource_type not in KEPT_TYPES:
+            raise ValueError(f"a {record.resource_type} among a timepoint's resources")
         key = (record.resource_type, record.resource_id)
         old = before.pop(key, None)
         if old is not None and old.body == record.body and version in (None, old.version):

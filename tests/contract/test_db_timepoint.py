@@ -12,10 +12,11 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from sqlalchemy.engine import Engine
 
 from service import services
-from service.adapters import fhir_index, timepoint_codec
+from service.adapters import db, fhir_index, timepoint_codec
 from service.adapters.db import StoredResult, create_engine, migrate, open_store
 from service.adapters.db_schema import fhir_resource, timepoint_result
 from service.adapters.fhir_record import FhirRecord
@@ -126,9 +127,12 @@ def test_versions_follow_the_bodies_and_the_wanted_version() -> None:
     assert bumped[1].last_updated == later and bumped[2] == first[2]
 
 
-def test_a_resource_dated_other_than_its_timepoint_is_refused() -> None:
+def test_a_resource_dated_other_than_its_timepoint_or_not_of_one_is_refused() -> None:
     with pytest.raises(ValueError, match="dated"):
         timepoint_codec.merged([], _records(day=DAY + timedelta(days=1)), DAY, NOW)
+    patient = [(FhirRecord("Patient", "p", b"{}", PATIENT), None)]
+    with pytest.raises(ValueError, match="Patient"):
+        timepoint_codec.merged([], patient, DAY, NOW)
 
 
 # -- the store --------------------------------------------------------------------------
@@ -283,3 +287,20 @@ def test_a_patient_stored_before_revision_0011_keeps_its_resources_as_rows(
     with open_store(engine) as store:
         found = store.resource("Observation", _ids(old)["size"])
     assert found.version == 1
+
+
+def test_a_downgrade_to_revision_0010_gives_its_patients_the_scheme_it_knows(
+    migrated_engine: Engine,
+) -> None:
+    """Scheme 2 names ids as scheme 1 does, and revision 0010 knows 1 only."""
+    _put(migrated_engine)
+    config = db._alembic_config()
+    with migrated_engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0010")
+    with migrated_engine.connect() as connection:
+        schemes = connection.execute(sa.text("SELECT id_scheme FROM patient")).scalars()
+        assert list(schemes) == [int(IdScheme.PATIENT_PREFIXED)]
+    migrate(migrated_engine)
+    with open_store(migrated_engine) as store:
+        assert store.id_scheme(PATIENT) is IdScheme.PATIENT_PREFIXED

@@ -14,7 +14,7 @@ Create Date: 2026-12-06
   ``fhir_resource`` (issue 7). The patients stored before keep their resources as
   rows, and a re-assessment updates those rows. A downgrade drops the columns, and with
   them the resources of the timepoints stored since: the FHIR face no longer finds
-  them.
+  them; their patients get scheme 1 (the same ids), whose resources are rows.
 
 Written by hand to equal ``service.adapters.db_schema.metadata`` at this revision.
 """
@@ -40,6 +40,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # Scheme 2 names ids as scheme 1 does; revision 0010 knows 1 (their rows are read).
+    op.execute("UPDATE patient SET id_scheme = 1 WHERE id_scheme = 2")
     with op.batch_alter_table("timepoint_result") as batch:
         batch.drop_column("resource_ids")
         batch.drop_column("resources")
