@@ -427,18 +427,22 @@ def _timepoint(
     resources = fhir_writer.timepoint_resources(history, assessments, day, notes, scheme)
     content = digest(fhir_writer.dumps({"resources": resources}))
     forms = report_render.presented_form(root_url, history.patient, day)
-    report = resources[0]
+
+    def stamped(result: StoredResult) -> list[fhir_writer.Resource]:
+        """The resources, the report stamped with *result*'s version."""
+        report = fhir_writer.stamp_report(resources[0], result.version, result.issued, forms)
+        return [report, *resources[1:]]
 
     def records(result: StoredResult) -> list[tuple[FhirRecord, int | None]]:
-        """The resources as kept for *result*: its report stamped with its version."""
-        resources[0] = fhir_writer.stamp_report(report, result.version, result.issued, forms)
+        """The resources as kept for *result*, the report at its version."""
         return [
             (fhir_index.record(resource, history.patient), None if index else result.version)
-            for index, resource in enumerate(resources)
+            for index, resource in enumerate(stamped(result))
         ]
 
     store.put_resources([(record, None) for record in also_index], tenant)
     stored = store.put_timepoint(history.patient, day, content, records, tenant)
+    resources = stamped(stored)
     if stored.changed and changed is not None:
         changed.append((tenant, history.patient, day))
     if stored.changed and tally is not None:

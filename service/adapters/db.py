@@ -212,11 +212,6 @@ _INSERT_RESULT = _insert_or_nothing(schema.timepoint_result, schema.timepoint_re
 _UPDATE_RESULT = Prepared(
     sa.update(schema.timepoint_result).where(schema.timepoint_result.c.id == sa.bindparam("row_id"))
 )
-_UPDATE_RESULT_RESOURCES = Prepared(
-    sa.update(schema.timepoint_result)
-    .where(schema.timepoint_result.c.id == sa.bindparam("row_id"))
-    .values(resources=sa.bindparam("resources"), resource_ids=sa.bindparam("resource_ids"))
-)
 # A timepoint resource id as fhir_writer names it (a UUID's form): nothing of LIKE's.
 _TIMEPOINT_RESOURCE_ID: Final = re.compile(
     r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
@@ -717,8 +712,9 @@ class Store:
             "version": new.version,
             "digest": digest,
             "issued": new.issued,
-            **_kept_columns([] if not kept else resources(new), [], day, new.issued, kept),
         }
+        if kept:
+            row |= _kept_columns(resources(new), [], day, new.issued)
         if _INSERT_RESULT[self._dialect].first(self._connection, row) is not None:
             if not kept:
                 self.put_resources(resources(new), tenant)
@@ -726,24 +722,17 @@ class Store:
         current = self._locked_result(patient_id, day)
         assert current is not None  # stored before, by this transaction or a committed one
         stored = StoredResult(current.version, current.issued, changed=False)
+        update: dict[str, Any] = {}
         if current.digest != digest:
             stored = StoredResult(current.version + 1, _now(), changed=True)
-            _UPDATE_RESULT.run(
-                self._connection,
-                {
-                    "row_id": current.id,
-                    "version": stored.version,
-                    "issued": stored.issued,
-                    "digest": digest,
-                },
-            )
+            update = {"version": stored.version, "issued": stored.issued, "digest": digest}
         if current.resources is None:  # stored before revision 0011: rows of the index
             self.put_resources(resources(stored), tenant)
-            return stored
-        before = timepoint_codec.decode(bytes(current.resources))
-        columns = _kept_columns(resources(stored), before, day, _now(), kept=True)
-        if columns:
-            _UPDATE_RESULT_RESOURCES.run(self._connection, {"row_id": current.id, **columns})
+        else:
+            before = timepoint_codec.decode(bytes(current.resources))
+            update |= _kept_columns(resources(stored), before, day, _now())
+        if update:
+            _UPDATE_RESULT.run(self._connection, {"row_id": current.id, **update})
         return stored
 
     def put_resource(
@@ -1227,13 +1216,10 @@ def _kept_columns(
     before: Sequence[timepoint_codec.Item],
     day: date,
     now: datetime,
-    kept: bool,
 ) -> dict[str, Any]:
     """The ``resources`` and ``resource_ids`` of a result row keeping *records* over the
-    items *before* (:func:`timepoint_codec.merged`): NULL when not *kept* (rows of the
-    index), nothing when the items are those before."""
-    if not kept:
-        return {"resources": None, "resource_ids": None}
+    items *before* (:func:`timepoint_codec.merged`); nothing when the items are those
+    before."""
     items, changed = timepoint_codec.merged(before, records, day, now)
     if before and not any(changed):
         return {}

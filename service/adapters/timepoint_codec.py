@@ -72,17 +72,16 @@ def decode(column: bytes) -> list[Item]:
     header_line, *bodies = json_bytes.column_json(column).split(b"\n")
     try:
         header = orjson.loads(header_line)
-    except orjson.JSONDecodeError as exc:
-        raise ValueError(f"a timepoint's resources column without its header: {exc}") from exc
-    if not isinstance(header, dict) or header.get("v") != LAYOUT:
-        raise ValueError("a timepoint's resources column of another layout")
-    entries = header["items"]
-    if len(entries) != len(bodies):
-        raise ValueError("a timepoint's resources column whose bodies do not match its header")
-    return [
-        Item(kind, resource_id, version, datetime.fromisoformat(updated), body, dated)
-        for (kind, resource_id, version, updated, dated), body in zip(entries, bodies, strict=True)
-    ]
+        if header["v"] != LAYOUT:
+            raise ValueError(f"layout {header['v']!r}")
+        return [
+            Item(kind, resource_id, version, datetime.fromisoformat(updated), body, dated)
+            for (kind, resource_id, version, updated, dated), body in zip(
+                header["items"], bodies, strict=True
+            )
+        ]
+    except (ValueError, KeyError, TypeError) as exc:  # orjson's errors are ValueErrors
+        raise ValueError(f"a damaged timepoint resources column: {exc!r}") from exc
 
 
 def resource_ids(items: Iterable[Item]) -> str:
