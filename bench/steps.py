@@ -2,8 +2,9 @@
 
 A quick before/after measure for a single optimisation (issue 7), without HTTP or
 wrk: CPU and wall ms per request of the whole :class:`bench.inprocess.Ingest` path,
-the database's wall share, the SR reader alone (parse + ``read_sr``) and the whole
-DICOM read step of POST /assessments (parse + ``read_sr`` + ``instance_digest`` +
+the database's wall time (its driver's calls, its commits among them) and the store's
+calls' (with their encoding and decoding), the SR reader alone (parse + ``read_sr``)
+and the whole DICOM read step of POST /assessments (parse + ``read_sr`` + ``instance_digest`` +
 ``sr_context.extract``, what ``_read_dicom`` does).
 
 ``--bundle`` measures FHIR transaction Bundles instead (``bodies.distinct_bundles``,
@@ -50,11 +51,13 @@ def measure(requests: int, lesions: int) -> dict[str, float]:
         inprocess.cost(ingest, data[:10])  # warm-up
         ingest.reset()
         whole = inprocess.cost(ingest, data[10:])
-        db_ms = 1e3 * ingest.db_seconds / whole.n
+        share = inprocess.database_share(ingest, whole)
     return {
         "request_cpu_ms": whole.cpu_ms,
         "request_wall_ms": whole.wall_ms,
-        "db_wall_ms": db_ms,
+        "db_wall_ms": share["db_wall_ms_per_request"],
+        "commit_wall_ms": share["commit_wall_ms_per_request"],
+        "store_wall_ms": share["store_wall_ms_per_request"],
         "reader_cpu_ms": _cpu_ms(_read, data),
         "dicom_read_cpu_ms": _cpu_ms(read_process.read_dicom, data),
     }

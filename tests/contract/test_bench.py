@@ -16,6 +16,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import BytesIO
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydicom import dcmread
@@ -24,6 +25,7 @@ from bench import (
     ab,
     bodies,
     cli_rate,
+    driver_clock,
     inprocess,
     measure,
     memory,
@@ -266,14 +268,7 @@ def test_postgresql_database_share_is_measured_on_a_schema_of_its_own():
         pytest.skip(problem)
     found = inprocess.postgres_share(list(bodies.distinct_srs(4, 2, prefix="PGSHARE")))
     assert found["server"] == "postgresql"
-    assert 0 < found["db_wall_ms_per_request"] < found["request_wall_ms"]
-    assert found["share"] == pytest.approx(
-        found["db_wall_ms_per_request"] / found["request_wall_ms"]
-    )
-    assert 0 < found["db_cpu_ms_per_request"] < found["request_cpu_ms"]
-    assert found["cpu_share"] == pytest.approx(
-        found["db_cpu_ms_per_request"] / found["request_cpu_ms"]
-    )
+    _assert_database_share(found)
 
 
 def test_an_unreachable_postgresql_is_reported_not_measured():
@@ -408,12 +403,52 @@ def test_the_sqlite_database_share_counts_wall_and_cpu_time(tmp_path):
     inprocess.cost(ingest, data[:1])
     ingest.reset()
     found = inprocess.database_share(ingest, inprocess.cost(ingest, data[1:]))
-    assert 0 < found["db_wall_ms_per_request"] < found["request_wall_ms"]
-    assert 0 < found["db_cpu_ms_per_request"] < found["request_cpu_ms"]
+    _assert_database_share(found)
+    ingest.engine.dispose()
+
+
+def test_the_driver_clock_counts_the_outermost_calls_and_the_commits_apart(monkeypatch):
+    ticks = iter(range(100))
+    monkeypatch.setattr(driver_clock, "_now", lambda: (next(ticks), 10 * next(ticks)))
+    clock = driver_clock.Clock()
+    clock.timed(clock.timed, lambda: None)  # a connection's execute running a cursor's
+    # Ticks 0 and 1 at its start, 2 and 3 at the inner call's, 4 and 5 at its end.
+    assert (clock.statements_wall, clock.statements_cpu) == (4, 40)
+    clock.timed(lambda: None, commit=True)
+    assert (clock.commits_wall, clock.commits_cpu, clock.wall, clock.cpu) == (2, 20, 6, 60)
+    clock.reset()
+    assert (clock.wall, clock.cpu) == (0, 0)
+
+
+def test_the_driver_clock_times_each_connection_the_engine_opens(tmp_path):
+    engine = inprocess.new_engine(tmp_path / "clock.db")
+    clock = driver_clock.attach(engine)  # after the migration's connections
+    with engine.begin() as connection:
+        connection.exec_driver_sql("SELECT count(*) FROM patient").scalar()
+    statements, commits = clock.statements_wall, clock.commits_wall
+    assert statements > 0 and commits > 0
+    with engine.connect() as connection:
+        connection.exec_driver_sql("SELECT 1").scalar()
+    assert clock.statements_wall > statements and clock.commits_wall >= commits
+    engine.dispose()
+
+
+def _assert_database_share(found: dict[str, Any]) -> None:
+    """The driver's time (statements and commits) is part of the store's calls' (which
+    count BEGIN and COMMIT too), itself part of the request's; each share is its ratio."""
+    for clock in ("wall", "cpu"):
+        request = found[f"request_{clock}_ms"]
+        database, commits = (found[f"{k}_{clock}_ms_per_request"] for k in ("db", "commit"))
+        assert 0 < commits < database <= found[f"store_{clock}_ms_per_request"] < request
+    assert found["share"] == pytest.approx(
+        found["db_wall_ms_per_request"] / found["request_wall_ms"]
+    )
     assert found["cpu_share"] == pytest.approx(
         found["db_cpu_ms_per_request"] / found["request_cpu_ms"]
     )
-    ingest.engine.dispose()
+    assert found["store_share"] == pytest.approx(
+        found["store_wall_ms_per_request"] / found["request_wall_ms"]
+    )
 
 
 def test_ab_swaps_the_two_versions_cpus_every_round():
